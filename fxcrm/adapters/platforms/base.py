@@ -1,0 +1,129 @@
+"""The one interface fxcrm uses for every trading platform (MT5, MT4, cTrader, Match-Trader, Sirix).
+
+Clients convert units at this boundary: money to Decimal, volume to lots, server time to UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol
+
+from pydantic import BaseModel
+
+
+class PlatformError(Exception):
+    """A platform refused or failed a request. `retryable` says whether trying again may help."""
+
+    def __init__(self, message: str, *, code: str = "", retryable: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retryable = retryable
+
+
+class BalanceOpKind(StrEnum):
+    DEPOSIT = "deposit"
+    WITHDRAW = "withdraw"
+    CREDIT_IN = "credit_in"
+    CREDIT_OUT = "credit_out"
+    BONUS = "bonus"
+
+
+class AccessLevel(StrEnum):
+    FULL = "full"
+    READ_ONLY = "read_only"
+    NO_TRADING = "no_trading"
+    DISABLED = "disabled"
+
+
+class NewAccountSpec(BaseModel):
+    group: str
+    leverage: int
+    first_name: str
+    last_name: str
+    email: str
+    country: str  # ISO 3166-1 alpha-2
+    phone: str = ""
+    client_id: str  # fxcrm's trader id, stored on the platform account
+    main_password: str
+    investor_password: str
+
+
+class PlatformAccountRef(BaseModel):
+    login: int
+    group: str
+    leverage: int
+
+
+class AccountState(BaseModel):
+    login: int
+    group: str
+    leverage: int
+    currency: str
+    balance: Decimal
+    credit: Decimal
+    equity: Decimal
+    margin: Decimal
+    free_margin: Decimal
+    margin_level: Decimal | None
+    access: AccessLevel
+    client_id: str | None = None
+
+
+class BalanceOpResult(BaseModel):
+    ticket: str
+    amount: Decimal
+    comment: str
+    time: datetime  # UTC
+
+
+class ClosedDeal(BaseModel):
+    deal_id: str
+    login: int
+    position_id: str
+    symbol: str
+    side: str  # "buy" | "sell"
+    entry: str  # "in" | "out" | "inout" | "out_by"
+    volume_lots: Decimal
+    price: Decimal
+    profit: Decimal
+    commission: Decimal
+    swap: Decimal
+    time: datetime  # UTC
+    raw: dict[str, object]
+
+
+class TradingPlatformGateway(Protocol):
+    platform: str
+
+    async def ping(self) -> None: ...
+
+    async def create_account(self, spec: NewAccountSpec) -> PlatformAccountRef: ...
+
+    async def get_account(self, login: int) -> AccountState: ...
+
+    async def find_accounts_by_client(self, client_id: str) -> list[PlatformAccountRef]: ...
+
+    async def balance_op(
+        self, login: int, kind: BalanceOpKind, amount: Decimal, ref: str
+    ) -> BalanceOpResult: ...
+
+    async def find_balance_op(
+        self, login: int, ref: str, since: datetime
+    ) -> BalanceOpResult | None: ...
+
+    async def set_group(self, login: int, group: str) -> None: ...
+
+    async def set_leverage(self, login: int, leverage: int) -> None: ...
+
+    async def set_access(self, login: int, access: AccessLevel) -> None: ...
+
+    async def list_groups(self) -> list[str]: ...
+
+    def iter_closed_deals(
+        self, logins: list[int] | None, group: str | None, since: datetime, until: datetime
+    ) -> AsyncIterator[ClosedDeal]: ...
+
+    async def close(self) -> None: ...
