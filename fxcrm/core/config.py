@@ -1,0 +1,97 @@
+"""Settings from the environment (pydantic-settings). Dev defaults never work outside dev mode."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Well-known development secrets: fine on a laptop, refused at start anywhere else.
+DEV_SECRET_KEY = "dev-secret-key-change-me-0123456789abcdef"  # noqa: S105
+DEV_FIELD_KEY = "ZGV2LWZpZWxkLWtleS1jaGFuZ2UtbWUtMDEyMzQ1Njc="  # noqa: S105  (urlsafe b64 of 32 bytes)
+DEV_KYC_WEBHOOK_SECRET = "dev-kyc-webhook-secret"  # noqa: S105
+DEV_KYC_APP_TOKEN = "sbx:dev-app-token"  # noqa: S105
+DEV_KYC_SECRET_KEY = "dev-kyc-secret-key"  # noqa: S105
+DEV_MT5_PASSWORD = "Manager#2026"  # noqa: S105
+
+DEV_SECRETS = {
+    DEV_SECRET_KEY,
+    DEV_FIELD_KEY,
+    DEV_KYC_WEBHOOK_SECRET,
+    DEV_KYC_APP_TOKEN,
+    DEV_KYC_SECRET_KEY,
+    DEV_MT5_PASSWORD,
+}
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FXCRM_", env_file=".env", extra="ignore")
+
+    env: Literal["dev", "test", "production"] = "production"
+    database_url: str = Field(
+        default=f"sqlite+aiosqlite:///{ROOT / 'var' / 'fxcrm.db'}",
+        validation_alias="DATABASE_URL",
+    )
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "fxcrm"
+
+    secret_key: str = DEV_SECRET_KEY
+    # Comma-separated Fernet keys: the first encrypts, all decrypt (rotation).
+    field_encryption_keys: str = DEV_FIELD_KEY
+    access_token_minutes: int = 60
+    login_max_failures: int = 5
+    login_lockout_minutes: int = 15
+
+    kyc_base_url: str = "http://127.0.0.1:7111"
+    kyc_app_token: str = DEV_KYC_APP_TOKEN
+    kyc_secret_key: str = DEV_KYC_SECRET_KEY
+    kyc_webhook_secret: str = DEV_KYC_WEBHOOK_SECRET
+    kyc_level: str = "basic-kyc-level"
+
+    # Sanctions list sources: directories with the OFAC CSV trio, sdn.xml or UN consolidated.xml files.
+    sanctions_paths: str = str(ROOT.parent / "shared" / "data" / "sanctions" / "ofac-sdn-2022-01")
+
+    mt5_manager_password: str = DEV_MT5_PASSWORD
+    platform_tls_verify: bool = False
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    log_json: bool | None = None  # None: JSON unless stdout is a terminal
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets_outside_dev(self) -> Settings:
+        if self.env == "production":
+            used = [
+                name
+                for name in (
+                    "secret_key",
+                    "field_encryption_keys",
+                    "kyc_webhook_secret",
+                    "kyc_app_token",
+                    "kyc_secret_key",
+                    "mt5_manager_password",
+                )
+                if any(part in DEV_SECRETS for part in str(getattr(self, name)).split(","))
+            ]
+            if used:
+                raise ValueError(
+                    "development secrets are refused outside dev mode; set " + ", ".join(
+                        f"FXCRM_{n.upper()}" for n in used
+                    )
+                )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
