@@ -46,6 +46,8 @@ class ProviderWebhook(Base):
     raw_body: Mapped[bytes] = mapped_column(LargeBinary)
     headers: Mapped[dict[str, str]] = mapped_column(JSON)
     provider_created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Set once the event reached its workflow: a redelivery of an unsignalled event signals again.
+    signalled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     received_at: Mapped[datetime] = created_at_column()
 
 

@@ -1,0 +1,100 @@
+"""FastAPI dependencies: settings, database session, Temporal client, the caller and their roles."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
+
+import jwt
+import structlog
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
+
+from fxcrm.adapters.kyc.base import KycProvider
+from fxcrm.api.errors import Problem
+from fxcrm.core.audit import Actor
+from fxcrm.core.config import Settings
+from fxcrm.core.security import decode_token
+
+STAFF_ROLES = ("admin", "onboarding", "compliance", "finance", "dealer", "support", "auditor")
+PORTAL_ROLES = ("trader", "ib")
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
+
+
+class Principal(BaseModel):
+    kind: str  # staff | trader | ib
+    id: str
+    role: str
+    brand_ids: list[str]
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(type=self.kind, id=self.id, role=self.role)
+
+    def can_see_brand(self, brand_id: str) -> bool:
+        return brand_id in self.brand_ids
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessions() as session:
+        yield session
+
+
+async def get_temporal(request: Request) -> Client:
+    client: Client = await request.app.state.temporal()
+    return client
+
+
+def get_kyc(request: Request) -> KycProvider:
+    kyc: KycProvider = request.app.state.kyc
+    return kyc
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+TemporalDep = Annotated[Client, Depends(get_temporal)]
+KycDep = Annotated[KycProvider, Depends(get_kyc)]
+
+
+async def get_principal(
+    settings: SettingsDep, token: Annotated[str | None, Depends(oauth2)]
+) -> Principal:
+    unauthorized = Problem(
+        401, "Not authenticated", "a valid bearer token is required",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+    if not token:
+        raise unauthorized
+    try:
+        claims: dict[str, Any] = decode_token(settings.secret_key, token)
+        principal = Principal(
+            kind=claims["kind"], id=claims["sub"], role=claims["role"], brand_ids=claims["brands"]
+        )
+    except (jwt.InvalidTokenError, KeyError, ValueError):
+        raise unauthorized from None
+    structlog.contextvars.bind_contextvars(user=f"{principal.kind}:{principal.id}")
+    return principal
+
+
+def require(*roles: str) -> Callable[..., Any]:
+    """Declares who may call an endpoint; anyone else gets 403."""
+
+    async def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if principal.role not in roles:
+            raise Problem(403, "Forbidden", f"role {principal.role} may not do this")
+        return principal
+
+    dependency.roles = roles  # type: ignore[attr-defined]
+    return dependency
+
+
+TraderDep = Annotated[Principal, Depends(require("trader"))]

@@ -1,0 +1,87 @@
+"""The FastAPI application: portal, back office, webhooks, audit."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from temporalio.client import Client
+
+from fxcrm.adapters.kyc.base import KycProvider
+from fxcrm.api.errors import install_error_handlers
+from fxcrm.api.routes import audit, auth, backoffice, portal, webhooks
+from fxcrm.core import temporal
+from fxcrm.core.config import Settings
+from fxcrm.core.db import create_engine, session_factory
+from fxcrm.core.fields import configure_field_cipher
+
+
+def _lazy_temporal(settings: Settings) -> Callable[[], Awaitable[Client]]:
+    """Connects on first use, so the API starts even while Temporal is still coming up."""
+    client: Client | None = None
+    lock = asyncio.Lock()
+
+    async def get() -> Client:
+        nonlocal client
+        async with lock:
+            if client is None:
+                client = await temporal.connect(settings)
+            return client
+
+    return get
+
+
+def create_app(
+    settings: Settings,
+    kyc: KycProvider | None = None,
+    temporal_client: Callable[[], Awaitable[Client]] | None = None,
+) -> FastAPI:
+    configure_field_cipher(settings.field_encryption_keys)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url)
+        app.state.sessions = session_factory(engine)
+        owns_kyc = kyc is None
+        app.state.kyc = kyc or _sumsub(settings)
+        yield
+        if owns_kyc:
+            await app.state.kyc.close()
+        await engine.dispose()
+
+    app = FastAPI(title="fxcrm", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.temporal = temporal_client or _lazy_temporal(settings)
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request_id
+        return response
+
+    @app.get("/health", tags=["health"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    for module in (auth, portal, backoffice, webhooks, audit):
+        app.include_router(module.router)
+    return app
+
+
+def _sumsub(settings: Settings) -> KycProvider:
+    from fxcrm.adapters.kyc.sumsub import SumsubClient
+
+    return SumsubClient(
+        base_url=settings.kyc_base_url,
+        app_token=settings.kyc_app_token,
+        secret_key=settings.kyc_secret_key,
+        webhook_secret=settings.kyc_webhook_secret,
+    )

@@ -1,0 +1,116 @@
+"""OAuth2 password flow for staff, traders and IB partners, with a lock-out after repeated failures."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from fxcrm.api.deps import SessionDep, SettingsDep
+from fxcrm.api.errors import Problem
+from fxcrm.core.audit import Actor, append_audit
+from fxcrm.core.config import Settings
+from fxcrm.core.security import issue_token, verify_password
+from fxcrm.models import Brand, IbPartner, StaffBrand, StaffUser, Trader
+from fxcrm.models.base import utcnow
+
+router = APIRouter(tags=["auth"])
+FormDep = Annotated[OAuth2PasswordRequestForm, Depends()]
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105
+    expires_in: int
+
+
+async def _check_password(
+    session: SessionDep,
+    settings: Settings,
+    user: StaffUser | Trader | IbPartner | None,
+    password: str,
+    kind: str,
+) -> None:
+    """Counts failures; locks the account for a while after too many. Commits either way."""
+    now = utcnow()
+    if user is not None and user.locked_until is not None and user.locked_until > now:
+        retry = int((user.locked_until - now).total_seconds()) + 1
+        raise Problem(
+            429, "Too many failed logins", "the account is temporarily locked",
+            headers={"Retry-After": str(retry)},
+        )
+    if user is None or not verify_password(user.password_hash, password):
+        if user is not None:
+            user.failed_logins += 1
+            if user.failed_logins >= settings.login_max_failures:
+                user.locked_until = now + timedelta(minutes=settings.login_lockout_minutes)
+                user.failed_logins = 0
+                await append_audit(
+                    session, actor=Actor(type=kind, id=user.id), action="auth.locked_out",
+                    entity_type=kind, entity_id=user.id,
+                    after={"locked_until": user.locked_until.isoformat()},
+                )
+            await session.commit()
+        raise Problem(401, "Invalid credentials", "wrong username or password",
+                      headers={"WWW-Authenticate": "Bearer"})
+    if user.failed_logins:
+        user.failed_logins = 0
+        await session.commit()
+
+
+def _token(settings: Settings, subject: str, claims: dict[str, Any]) -> TokenResponse:
+    minutes = settings.access_token_minutes
+    return TokenResponse(
+        access_token=issue_token(settings.secret_key, subject, claims, minutes),
+        expires_in=minutes * 60,
+    )
+
+
+@router.post("/auth/token", response_model=TokenResponse, summary="Staff login")
+async def staff_token(form: FormDep, session: SessionDep, settings: SettingsDep) -> TokenResponse:
+    user = await session.scalar(select(StaffUser).where(StaffUser.email == form.username.lower()))
+    if user is not None and not user.is_active:
+        user = None
+    await _check_password(session, settings, user, form.password, "staff")
+    assert user is not None
+    brands = list(
+        (await session.scalars(select(StaffBrand.brand_id).where(StaffBrand.staff_id == user.id))).all()
+    )
+    return _token(settings, user.id, {"kind": "staff", "role": user.role, "brands": brands})
+
+
+async def _brand_id(session: SessionDep, brand_code: str) -> str:
+    brand_id = await session.scalar(select(Brand.id).where(Brand.code == brand_code))
+    if brand_id is None:
+        raise Problem(404, "Unknown brand", f"no brand {brand_code!r}")
+    return brand_id
+
+
+@router.post("/portal/{brand_code}/token", response_model=TokenResponse, summary="Trader login")
+async def trader_token(
+    brand_code: str, form: FormDep, session: SessionDep, settings: SettingsDep
+) -> TokenResponse:
+    brand_id = await _brand_id(session, brand_code)
+    trader = await session.scalar(
+        select(Trader).where(Trader.brand_id == brand_id, Trader.email == form.username.lower())
+    )
+    await _check_password(session, settings, trader, form.password, "trader")
+    assert trader is not None
+    return _token(settings, trader.id, {"kind": "trader", "role": "trader", "brands": [brand_id]})
+
+
+@router.post("/partner/{brand_code}/token", response_model=TokenResponse, summary="IB partner login")
+async def ib_token(
+    brand_code: str, form: FormDep, session: SessionDep, settings: SettingsDep
+) -> TokenResponse:
+    brand_id = await _brand_id(session, brand_code)
+    partner = await session.scalar(
+        select(IbPartner).where(IbPartner.brand_id == brand_id, IbPartner.email == form.username.lower())
+    )
+    await _check_password(session, settings, partner, form.password, "ib")
+    assert partner is not None
+    return _token(settings, partner.id, {"kind": "ib", "role": "ib", "brands": [brand_id]})

@@ -1,0 +1,91 @@
+"""The `fxcrm` command line: run the pieces separately, or all of them with `fxcrm dev`."""
+
+from __future__ import annotations
+
+import asyncio
+from enum import StrEnum
+
+import typer
+
+from fxcrm.core.config import Settings, get_settings
+
+app = typer.Typer(help="fxcrm: CRM and back office for Forex and CFD brokers", no_args_is_help=True)
+
+
+class Simulator(StrEnum):
+    mt5 = "mt5"
+    kyc = "kyc"
+
+
+@app.command()
+def dev() -> None:
+    """Run everything locally: Temporal dev server, simulators, worker and API (embedded default)."""
+    import os
+
+    os.environ["FXCRM_ENV"] = "dev"
+    get_settings.cache_clear()
+    from fxcrm.dev import run_dev
+
+    run_dev(get_settings())
+
+
+@app.command()
+def api() -> None:
+    """Run the HTTP API."""
+    import uvicorn
+
+    from fxcrm.api.main import create_app
+    from fxcrm.core.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_json)
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None)
+
+
+@app.command()
+def worker() -> None:
+    """Run the Temporal worker."""
+    from fxcrm.worker import main
+
+    main()
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations."""
+    from fxcrm.core.migrate import upgrade
+
+    upgrade(get_settings().database_url)
+    typer.echo("migrations applied")
+
+
+async def seed_async(settings: Settings) -> str:
+    from fxcrm.core.db import create_engine, session_factory
+    from fxcrm.core.fields import configure_field_cipher
+    from fxcrm.seed import seed_demo
+
+    configure_field_cipher(settings.field_encryption_keys)
+    engine = create_engine(settings.database_url)
+    try:
+        return await seed_demo(session_factory(engine))
+    finally:
+        await engine.dispose()
+
+
+@app.command()
+def seed() -> None:
+    """Load the demo seed (idempotent)."""
+    brand_id = asyncio.run(seed_async(get_settings()))
+    typer.echo(f"demo seed ready (brand {brand_id})")
+
+
+@app.command()
+def simulator(kind: Simulator, port: int | None = None) -> None:
+    """Run one simulator: mt5 (HTTPS, port 7101) or kyc (port 7111)."""
+    from fxcrm.adapters.simulators.run import run_simulator
+
+    run_simulator(kind.value, port, get_settings())
+
+
+if __name__ == "__main__":
+    app()

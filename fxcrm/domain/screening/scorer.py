@@ -1,0 +1,253 @@
+"""Stage 2: explainable LogicV2-like name scoring plus qualifiers (COMPLIANCE.md §2.1).
+
+A query name and a list name are split into parts, parts are aligned greedily by similarity, and
+the name score is the weighted mean of the aligned part scores, with unmatched parts counted as 0.
+Qualifiers (date of birth, country, gender, numbers) then move the entity score down.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+
+import jellyfish
+from rapidfuzz.distance import JaroWinkler, Levenshtein
+
+from fxcrm.domain.screening.model import AlignedPart, BirthDate, QualifierAdjustment
+from fxcrm.domain.screening.normalize import NAME_GROUPS, NamePart, PartKind, name_key
+
+# Part similarity (doc defaults).
+FUZZY_FLOOR = 0.75  # a part similarity below this counts as no match at all
+NAME_GROUP_SCORE = 0.9  # same name in another transliteration ("Yusuf" / "Youssef")
+INITIAL_SCORE = 0.9  # "J" against "John"
+INITIAL_WEIGHT = 0.5
+PHONETIC_FACTOR = 0.9  # JW x 0.9 when only the metaphone codes agree
+LEVENSHTEIN_MAX_EDITS = 4
+LEVENSHTEIN_MAX_PCT = 0.2
+PHONETIC_MIN_LEN = 3
+
+# Part weights (doc defaults).
+FAMILY_WEIGHT = 1.3
+STOPWORD_WEIGHT = 0.7
+UNMATCHED_QUERY_WEIGHT = 0.8
+UNMATCHED_RESULT_WEIGHT = 0.2
+
+# Entity-level features and qualifiers (doc defaults).
+WEAK_ALIAS_SCORE = 0.8
+IDENTIFIER_SCORE = 0.95
+DOB_YEAR_DISJOINT = -0.15
+DOB_DAY_DISJOINT = -0.25
+DOB_DAY_MONTH_FLIP = -0.125
+COUNTRY_MISMATCH = -0.2
+GENDER_MISMATCH = -0.2
+NUMBERS_MISMATCH_FACTOR = 0.3  # organisation/vessel names whose numbers differ lose 30%
+CIRCA_YEARS = 2  # "circa 1960" accepts 1958..1962
+
+# Territories that overlap for the country qualifier (dissolved states, disputed regions), so a
+# listed "Soviet Union" national is not "disjoint" from a Russian client.
+TERRITORY_OVERLAPS: dict[str, frozenset[str]] = {
+    "SU": frozenset("RU UA BY KZ UZ GE AM AZ MD KG TJ TM LT LV EE".split()),
+    "YU": frozenset("RS ME XK BA HR SI MK".split()),
+    "CS": frozenset("RS ME XK".split()),
+    "XK": frozenset({"RS"}),
+    "PS": frozenset({"IL"}),
+    "HK": frozenset({"CN"}),
+    "MO": frozenset({"CN"}),
+    "DD": frozenset({"DE"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedName:
+    """A normalized name ready for comparison."""
+
+    display: str
+    parts: tuple[NamePart, ...]
+    key: str
+    numbers: frozenset[str]
+
+    @classmethod
+    def of(cls, display: str, parts: tuple[NamePart, ...]) -> PreparedName:
+        numbers = frozenset(p.text for p in parts if p.kind is PartKind.NUMERIC)
+        return cls(display, parts, name_key(parts), numbers)
+
+
+@dataclass(frozen=True, slots=True)
+class NameScore:
+    score: float
+    parts: tuple[AlignedPart, ...]
+
+
+@lru_cache(maxsize=65536)
+def metaphone(token: str) -> str:
+    return jellyfish.metaphone(token) if len(token) >= PHONETIC_MIN_LEN else ""
+
+
+def levenshtein_plausible(a: str, b: str) -> bool:
+    """Edits within min(4, 20% of the shorter part): rules out "Mark"/"Mary"-style lookalikes."""
+    budget = min(LEVENSHTEIN_MAX_EDITS, math.ceil(LEVENSHTEIN_MAX_PCT * min(len(a), len(b))))
+    return Levenshtein.distance(a, b, score_cutoff=budget) <= budget
+
+
+@lru_cache(maxsize=1 << 20)
+def part_similarity(a: str, b: str) -> float:
+    """Similarity of two name parts in [0, 1]; 0 below the fuzzy floor."""
+    if a == b:
+        return 1.0
+    if len(a) == 1 or len(b) == 1:
+        return INITIAL_SCORE if a[0] == b[0] and len(a) != len(b) else 0.0
+    group = NAME_GROUPS.get(a)
+    if group is not None and group == NAME_GROUPS.get(b):
+        return NAME_GROUP_SCORE
+    if any(c.isdigit() for c in a + b):
+        return 0.0  # numbers only match exactly
+    jw = JaroWinkler.similarity(a, b)
+    if jw < FUZZY_FLOOR:
+        return 0.0
+    if levenshtein_plausible(a, b):
+        return jw
+    if metaphone(a) and metaphone(a) == metaphone(b):
+        score = PHONETIC_FACTOR * jw
+        return score if score >= FUZZY_FLOOR else 0.0
+    return 0.0
+
+
+def part_weight(part: NamePart) -> float:
+    """Longer parts carry more information; family names more, particles and legal forms less."""
+    weight = float(len(part.text))
+    if part.family:
+        weight *= FAMILY_WEIGHT
+    if part.kind is PartKind.STOP or part.kind is PartKind.ORG_CLASS:
+        weight *= STOPWORD_WEIGHT
+    return weight
+
+
+def score_name(query: PreparedName, result: PreparedName) -> NameScore:
+    """Weighted mean of greedily aligned part similarities (unmatched parts score 0)."""
+    qparts, rparts = query.parts, result.parts
+    if not qparts or not rparts:
+        return NameScore(0.0, ())
+    if query.key == result.key:
+        aligned = tuple(AlignedPart(query_part=p.text, list_part=p.text, score=1.0, weight=1.0)
+                        for p in qparts)
+        return NameScore(1.0, aligned)
+
+    pairs: list[tuple[float, float, int, int]] = []
+    for i, qp in enumerate(qparts):
+        for j, rp in enumerate(rparts):
+            sim = part_similarity(qp.text, rp.text)
+            if sim > 0.0:
+                weight = max(part_weight(qp), part_weight(rp))
+                if len(qp.text) == 1 or len(rp.text) == 1:
+                    weight *= INITIAL_WEIGHT
+                pairs.append((sim, weight, i, j))
+    # Greedy best pair first (the doc allows Hungarian for >= 4 parts; greedy is exact on the
+    # usual 2-4 part names and far cheaper).
+    pairs.sort(reverse=True)
+    used_q: set[int] = set()
+    used_r: set[int] = set()
+    aligned_parts: list[AlignedPart] = []
+    numerator = 0.0
+    denominator = 0.0
+    informative = False
+    for sim, weight, i, j in pairs:
+        if i in used_q or j in used_r:
+            continue
+        used_q.add(i)
+        used_r.add(j)
+        numerator += sim * weight
+        denominator += weight
+        if qparts[i].kind is PartKind.NAME or qparts[i].kind is PartKind.NUMERIC:
+            informative = True
+        aligned_parts.append(
+            AlignedPart(query_part=qparts[i].text, list_part=rparts[j].text, score=sim, weight=weight)
+        )
+    if not informative:
+        return NameScore(0.0, ())  # only particles or legal forms in common ("Al ... LLC")
+    for i, qp in enumerate(qparts):
+        if i not in used_q:
+            weight = part_weight(qp) * UNMATCHED_QUERY_WEIGHT
+            denominator += weight
+            aligned_parts.append(AlignedPart(query_part=qp.text, list_part=None, score=0.0, weight=weight))
+    for j, rp in enumerate(rparts):
+        if j not in used_r:
+            weight = part_weight(rp) * UNMATCHED_RESULT_WEIGHT
+            denominator += weight
+            aligned_parts.append(AlignedPart(query_part=None, list_part=rp.text, score=0.0, weight=weight))
+    return NameScore(numerator / denominator, tuple(aligned_parts))
+
+
+def numbers_adjustment(query: PreparedName, result: PreparedName, score: float) -> QualifierAdjustment | None:
+    """"MARIA III" is not "MARIA II": numbers in both names that never agree cost 30%."""
+    if query.numbers and result.numbers and query.numbers.isdisjoint(result.numbers):
+        return QualifierAdjustment(
+            name="numbers_mismatch",
+            delta=-NUMBERS_MISMATCH_FACTOR * score,
+            detail=f"{sorted(query.numbers)} vs {sorted(result.numbers)}",
+        )
+    return None
+
+
+def _year_compatible(year: int, bd: BirthDate) -> bool:
+    listed = int(bd.prefix[:4])
+    tolerance = CIRCA_YEARS if bd.approximate else 0
+    return abs(listed - year) <= tolerance
+
+
+def _prefix_compatible(iso: str, bd: BirthDate) -> bool:
+    if bd.approximate:
+        return _year_compatible(int(iso[:4]), bd) and (len(bd.prefix) == 4 or iso.startswith(bd.prefix))
+    return iso.startswith(bd.prefix)
+
+
+def dob_adjustment(dob: date | None, birth_dates: list[BirthDate]) -> QualifierAdjustment | None:
+    """Compare a date of birth with listed date prefixes ("1952" matches any day of 1952)."""
+    dated = [bd for bd in birth_dates if len(bd.prefix) >= 4 and bd.prefix[:4].isdigit()]
+    if dob is None or not dated:
+        return None
+    listed = ", ".join(sorted({bd.raw for bd in dated}))
+    if not any(_year_compatible(dob.year, bd) for bd in dated):
+        return QualifierAdjustment(
+            name="dob_year_disjoint", delta=DOB_YEAR_DISJOINT, detail=f"{dob.isoformat()} vs {listed}"
+        )
+    iso = dob.isoformat()
+    if any(_prefix_compatible(iso, bd) for bd in dated):
+        return None
+    if dob.day <= 12 and dob.day != dob.month:
+        flipped = date(dob.year, dob.day, dob.month).isoformat()
+        if any(_prefix_compatible(flipped, bd) for bd in dated):
+            return QualifierAdjustment(
+                name="dob_day_month_flip", delta=DOB_DAY_MONTH_FLIP, detail=f"{iso} vs {listed}"
+            )
+    return QualifierAdjustment(name="dob_day_disjoint", delta=DOB_DAY_DISJOINT, detail=f"{iso} vs {listed}")
+
+
+def _territories(codes: set[str]) -> set[str]:
+    expanded = set(codes)
+    for code in codes:
+        expanded |= TERRITORY_OVERLAPS.get(code, frozenset())
+    for code, overlaps in TERRITORY_OVERLAPS.items():
+        if codes & overlaps:
+            expanded.add(code)
+    return expanded
+
+
+def country_adjustment(subject: set[str], listed: set[str]) -> QualifierAdjustment | None:
+    """Only ISO2 codes on both sides count; unknown raw names never penalize."""
+    left = {c.upper() for c in subject if len(c) == 2 and c.isalpha()}
+    right = {c.upper() for c in listed if len(c) == 2 and c.isalpha()}
+    if not left or not right or _territories(left) & _territories(right):
+        return None
+    return QualifierAdjustment(
+        name="country_mismatch",
+        delta=COUNTRY_MISMATCH,
+        detail=f"{','.join(sorted(left))} vs {','.join(sorted(right))}",
+    )
+
+
+def gender_adjustment(subject: str | None, listed: str | None) -> QualifierAdjustment | None:
+    if subject is None or listed is None or subject == listed:
+        return None
+    return QualifierAdjustment(name="gender_mismatch", delta=GENDER_MISMATCH, detail=f"{subject} vs {listed}")

@@ -1,0 +1,71 @@
+"""The demo seed: a brand, one staff user per role, an MT5 server, an IB tree. Idempotent."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from fxcrm.core.audit import SYSTEM, append_audit
+from fxcrm.core.db import transaction
+from fxcrm.core.security import hash_password
+from fxcrm.domain.brand import demo_brand_config
+from fxcrm.models import Brand, IbPartner, PlatformServer, StaffBrand, StaffUser
+
+DEMO_BRAND = "demo"
+DEMO_SERVER = "mt5-demo"
+STAFF_ROLES = ("admin", "onboarding", "compliance", "finance", "dealer", "support", "auditor")
+DEMO_PASSWORD_SUFFIX = "-demo-2026"  # noqa: S105  (dev only: `make dev` prints these)
+
+
+def demo_staff_credentials() -> list[tuple[str, str]]:
+    return [(f"{role}@demo.fxcrm.dev", f"{role}{DEMO_PASSWORD_SUFFIX}") for role in STAFF_ROLES]
+
+
+async def seed_demo(
+    sessions: async_sessionmaker[AsyncSession], mt5_url: str = "https://127.0.0.1:7101"
+) -> str:
+    """Returns the demo brand id; running it twice changes nothing."""
+    async with transaction(sessions) as session:
+        brand = await session.scalar(select(Brand).where(Brand.code == DEMO_BRAND))
+        if brand is None:
+            brand = Brand(
+                code=DEMO_BRAND, name="fxcrm Demo Markets", legal_entity="fxcrm Demo Markets Ltd (CY)",
+                config=demo_brand_config(DEMO_SERVER).model_dump(),
+            )
+            session.add(brand)
+            await session.flush()
+            await append_audit(session, actor=SYSTEM, action="seed.brand_created", entity_type="brand",
+                               entity_id=brand.id, brand_id=brand.id, after={"code": DEMO_BRAND})
+        if await session.get(PlatformServer, DEMO_SERVER) is None:
+            session.add(
+                PlatformServer(
+                    id=DEMO_SERVER, brand_id=brand.id, platform="mt5", name="MT5 demo (simulator)",
+                    base_url=mt5_url, config={"manager_login": 1000, "server_utc_offset_hours": 2},
+                )
+            )
+        for role in STAFF_ROLES:
+            email = f"{role}@demo.fxcrm.dev"
+            if await session.scalar(select(StaffUser.id).where(StaffUser.email == email)):
+                continue
+            user = StaffUser(email=email, full_name=f"Demo {role.title()}", role=role,
+                             password_hash=hash_password(f"{role}{DEMO_PASSWORD_SUFFIX}"))
+            session.add(user)
+            await session.flush()
+            session.add(StaffBrand(staff_id=user.id, brand_id=brand.id))
+        await _seed_ib_tree(session, brand.id)
+        return brand.id
+
+
+async def _seed_ib_tree(session: AsyncSession, brand_id: str) -> None:
+    parent_id: str | None = None
+    for level, code in enumerate(("MASTERIB", "SUBIB1", "SUBIB2"), start=1):
+        partner = await session.scalar(select(IbPartner).where(IbPartner.referral_code == code))
+        if partner is None:
+            partner = IbPartner(
+                brand_id=brand_id, email=f"ib{level}@demo.fxcrm.dev", name=f"Demo IB level {level}",
+                referral_code=code, parent_id=parent_id,
+                password_hash=hash_password(f"ib{level}{DEMO_PASSWORD_SUFFIX}"),
+            )
+            session.add(partner)
+            await session.flush()
+        parent_id = partner.id

@@ -1,0 +1,119 @@
+"""Composition root of the worker: settings, logging, client, adapters, activities, one Worker."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from fxcrm.activities.onboarding import OnboardingActivities
+from fxcrm.activities.screening import ScreeningService
+from fxcrm.adapters.kyc.base import KycProvider
+from fxcrm.adapters.platforms.base import TradingPlatformGateway
+from fxcrm.adapters.platforms.registry import PlatformRegistry
+from fxcrm.core import temporal
+from fxcrm.core.config import Settings
+from fxcrm.core.db import create_engine, session_factory
+from fxcrm.core.fields import configure_field_cipher
+from fxcrm.core.logging import configure_logging
+from fxcrm.models import PlatformServer
+from fxcrm.workflows.onboarding import OnboardingWorkflow
+
+log = structlog.get_logger(__name__)
+
+
+def platform_factory(sessions: async_sessionmaker[AsyncSession], settings: Settings):  # type: ignore[no-untyped-def]
+    """Builds the gateway of a platform server from its row; secrets come from settings."""
+
+    async def build(server_id: str) -> TradingPlatformGateway:
+        async with sessions() as session:
+            server = await session.get(PlatformServer, server_id)
+        if server is None:
+            raise LookupError(f"unknown platform server {server_id}")
+        if server.platform != "mt5":
+            raise LookupError(f"platform {server.platform} has no adapter yet")
+        from fxcrm.adapters.platforms.mt5 import Mt5WebApiClient
+
+        return Mt5WebApiClient(
+            base_url=server.base_url,
+            manager_login=int(server.config["manager_login"]),
+            password=settings.mt5_manager_password,
+            server_utc_offset_hours=float(server.config.get("server_utc_offset_hours", 0)),
+            verify=settings.platform_tls_verify,
+        )
+
+    return build
+
+
+def build_kyc(settings: Settings) -> KycProvider:
+    from fxcrm.adapters.kyc.sumsub import SumsubClient
+
+    return SumsubClient(
+        base_url=settings.kyc_base_url,
+        app_token=settings.kyc_app_token,
+        secret_key=settings.kyc_secret_key,
+        webhook_secret=settings.kyc_webhook_secret,
+    )
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    kyc: KycProvider,
+    platforms: PlatformRegistry,
+    screening: ScreeningService,
+) -> Worker:
+    onboarding = OnboardingActivities(sessions, kyc, platforms, screening, settings.kyc_level)
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[OnboardingWorkflow],
+        activities=[
+            onboarding.open_kyc_applicant,
+            onboarding.submit_kyc_documents,
+            onboarding.fetch_kyc_status,
+            onboarding.check_duplicate_identity,
+            onboarding.screen_trader,
+            onboarding.record_compliance_review,
+            onboarding.assess_risk,
+            onboarding.open_trading_account,
+            onboarding.record_stage,
+            onboarding.notify_trader,
+            onboarding.record_audit,
+        ],
+    )
+
+
+def sanctions_paths(settings: Settings) -> list[Path]:
+    return [Path(p) for p in settings.sanctions_paths.split(",") if p.strip()]
+
+
+async def run_worker(settings: Settings) -> None:
+    configure_logging(settings.log_json)
+    configure_field_cipher(settings.field_encryption_keys)
+    client = await temporal.connect(settings)
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    kyc = build_kyc(settings)
+    platforms = PlatformRegistry(platform_factory(sessions, settings))
+    screening = ScreeningService.from_paths(sanctions_paths(settings))
+    await screening.screener()  # load the lists before taking work
+    worker = build_worker(client, settings, sessions, kyc, platforms, screening)
+    log.info("worker started", task_queue=settings.task_queue)
+    try:
+        await worker.run()
+    finally:
+        await platforms.close()
+        await kyc.close()
+        await engine.dispose()
+
+
+def main() -> None:
+    from fxcrm.core.config import get_settings
+
+    asyncio.run(run_worker(get_settings()))
