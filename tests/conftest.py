@@ -30,3 +30,25 @@ def temporal_test_server() -> str:
 
 def test_database_url() -> str | None:
     return os.environ.get("TEST_DATABASE_URL")
+
+
+# ---- database fixtures: every DB test runs on SQLite, and on PostgreSQL when configured ----
+
+from collections.abc import AsyncIterator  # noqa: E402
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker  # noqa: E402
+
+from fxcrm.core.db import create_engine, session_factory  # noqa: E402
+from tests.db import backends, fresh_database  # noqa: E402
+
+
+@pytest.fixture(scope="session", params=backends())
+async def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    return await fresh_database(request.param, tmp_path_factory.mktemp(request.param))
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(database_url)
+    yield session_factory(engine)
+    await engine.dispose()
