@@ -63,8 +63,12 @@ class _Expired(Exception):
 
 @workflow.defn
 class OnboardingWorkflow:
-    def __init__(self) -> None:
-        self._state: OnboardingState | None = None
+    @workflow.init
+    def __init__(self, inp: OnboardingInput) -> None:
+        # State exists before run() starts: signals sent with the start are handled first.
+        self._state = OnboardingState(
+            trader_id=inp.trader_id, brand_id=inp.brand_id, account_type=inp.account_type
+        )
         self._last_progress = workflow.now()
         self._kyc_events: list[KycEvent] = []
         self._seen_kyc_keys: set[str] = set()
@@ -78,9 +82,6 @@ class OnboardingWorkflow:
 
     @workflow.run
     async def run(self, inp: OnboardingInput) -> OnboardingResult:
-        self._state = OnboardingState(
-            trader_id=inp.trader_id, brand_id=inp.brand_id, account_type=inp.account_type
-        )
         try:
             await self._set_stage(Stage.DOCUMENTS, "application registered; documents requested")
             applicant = await self._act(OnboardingActivities.open_kyc_applicant, TraderRef(trader_id=inp.trader_id))
@@ -331,7 +332,6 @@ class OnboardingWorkflow:
 
     @property
     def state(self) -> OnboardingState:
-        assert self._state is not None
         return self._state
 
     def _documents_complete(self) -> bool:

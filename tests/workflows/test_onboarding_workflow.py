@@ -41,6 +41,7 @@ from fxcrm.workflows.onboarding_types import (
     SubmitDocumentsInput,
     TraderRef,
 )
+from fxcrm.core.temporal import register_search_attributes
 from tests.conftest import temporal_test_server
 
 
@@ -120,6 +121,7 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
     async with await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter, test_server_existing_path=temporal_test_server()
     ) as environment:
+        await register_search_attributes(environment.client)
         yield environment
 
 
