@@ -39,7 +39,9 @@ def api() -> None:
 
     settings = get_settings()
     configure_logging(settings.log_json)
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None)
+    uvicorn.run(
+        create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None
+    )
 
 
 @app.command()

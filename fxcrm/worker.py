@@ -14,7 +14,7 @@ from fxcrm.activities.onboarding import OnboardingActivities
 from fxcrm.activities.screening import ScreeningService
 from fxcrm.adapters.kyc.base import KycProvider
 from fxcrm.adapters.platforms.base import TradingPlatformGateway
-from fxcrm.adapters.platforms.registry import PlatformRegistry
+from fxcrm.adapters.platforms.registry import GatewayFactory, PlatformRegistry
 from fxcrm.core import temporal
 from fxcrm.core.config import Settings
 from fxcrm.core.db import create_engine, session_factory
@@ -26,7 +26,9 @@ from fxcrm.workflows.onboarding import OnboardingWorkflow
 log = structlog.get_logger(__name__)
 
 
-def platform_factory(sessions: async_sessionmaker[AsyncSession], settings: Settings):  # type: ignore[no-untyped-def]
+def platform_factory(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> GatewayFactory:
     """Builds the gateway of a platform server from its row; secrets come from settings."""
 
     async def build(server_id: str) -> TradingPlatformGateway:

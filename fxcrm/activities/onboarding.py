@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from fxcrm.activities.heartbeat import heartbeating
 from fxcrm.activities.screening import ScreeningService
 from fxcrm.adapters.kyc.base import KycProvider, KycProviderError
 from fxcrm.adapters.platforms.base import NewAccountSpec, PlatformError
@@ -41,8 +42,8 @@ from fxcrm.workflows.onboarding_types import (
     OpenAccountInput,
     RiskInput,
     RiskOutput,
-    ScreenInput,
     ScreeningSummary,
+    ScreenInput,
     Stage,
     StageUpdate,
     SubmitDocumentsInput,
@@ -106,14 +107,21 @@ class OnboardingActivities:
                 email=email,
             )
         except KycProviderError as exc:
-            raise ApplicationError(str(exc), type="KycProviderError", non_retryable=not exc.retryable) from exc
+            raise ApplicationError(
+                str(exc), type="KycProviderError", non_retryable=not exc.retryable
+            ) from exc
         async with transaction(self._sessions) as session:
             trader = await _trader(session, ref.trader_id)
             trader.kyc_applicant_id = applicant_id
             trader.kyc_status = "APPLICANT_CREATED"
             await append_audit(
-                session, actor=SYSTEM, action="kyc.applicant_created", entity_type="trader",
-                entity_id=trader.id, brand_id=trader.brand_id, after={"applicant_id": applicant_id},
+                session,
+                actor=SYSTEM,
+                action="kyc.applicant_created",
+                entity_type="trader",
+                entity_id=trader.id,
+                brand_id=trader.brand_id,
+                after={"applicant_id": applicant_id},
                 event_key=f"kyc-applicant:{trader.id}",
             )
         return ApplicantRef(applicant_id=applicant_id)
@@ -137,7 +145,12 @@ class OnboardingActivities:
                 if doc.provider_image_id:
                     continue  # uploaded by an earlier attempt
                 image_id = await self._kyc.upload_document(
-                    applicant_id, doc.doc_type, doc.issuing_country, doc.filename, doc.content, doc.content_type
+                    applicant_id,
+                    doc.doc_type,
+                    doc.issuing_country,
+                    doc.filename,
+                    doc.content,
+                    doc.content_type,
                 )
                 async with transaction(self._sessions) as session:
                     stored = await session.get(KycDocument, doc.id)
@@ -145,7 +158,9 @@ class OnboardingActivities:
                     stored.provider_image_id = image_id
             await self._kyc.submit(applicant_id)
         except KycProviderError as exc:
-            raise ApplicationError(str(exc), type="KycProviderError", non_retryable=not exc.retryable) from exc
+            raise ApplicationError(
+                str(exc), type="KycProviderError", non_retryable=not exc.retryable
+            ) from exc
 
     @activity.defn
     async def fetch_kyc_status(self, ref: TraderRef) -> KycStatusOut:
@@ -157,9 +172,13 @@ class OnboardingActivities:
         try:
             result = await self._kyc.fetch_status(applicant_id)
         except KycProviderError as exc:
-            raise ApplicationError(str(exc), type="KycProviderError", non_retryable=not exc.retryable) from exc
+            raise ApplicationError(
+                str(exc), type="KycProviderError", non_retryable=not exc.retryable
+            ) from exc
         return KycStatusOut(
-            status=str(result.status), reasons=list(result.reasons), moderation_comment=result.moderation_comment
+            status=str(result.status),
+            reasons=list(result.reasons),
+            moderation_comment=result.moderation_comment,
         )
 
     @activity.defn
@@ -228,11 +247,20 @@ class OnboardingActivities:
                 await session.flush()
                 trader = await _trader(session, inp.trader_id)
                 await append_audit(
-                    session, actor=SYSTEM, action="screening.completed", entity_type="trader",
-                    entity_id=inp.trader_id, brand_id=trader.brand_id,
-                    after={"decision": outcome.decision, "top_score": round(outcome.top_score, 4),
-                           "list_version": screener.list_version, "record_id": record.id},
-                    workflow_id=activity.info().workflow_id, event_key=f"screening:{inp.screening_key}",
+                    session,
+                    actor=SYSTEM,
+                    action="screening.completed",
+                    entity_type="trader",
+                    entity_id=inp.trader_id,
+                    brand_id=trader.brand_id,
+                    after={
+                        "decision": outcome.decision,
+                        "top_score": round(outcome.top_score, 4),
+                        "list_version": screener.list_version,
+                        "record_id": record.id,
+                    },
+                    workflow_id=activity.info().workflow_id,
+                    event_key=f"screening:{inp.screening_key}",
                 )
         except IntegrityError:
             # A concurrent attempt stored it first: return that one.
@@ -252,7 +280,9 @@ class OnboardingActivities:
         async with transaction(self._sessions) as session:
             record = await session.get(ScreeningRecord, inp.record_id)
             if record is None:
-                raise ApplicationError("screening record not found", type="NotFound", non_retryable=True)
+                raise ApplicationError(
+                    "screening record not found", type="NotFound", non_retryable=True
+                )
             if record.review_decision is not None:
                 return
             trader = await _trader(session, record.trader_id)
@@ -263,11 +293,16 @@ class OnboardingActivities:
 
             record.reviewed_at = utcnow()
             await append_audit(
-                session, actor=Actor(type="staff", id=inp.actor.id, role=inp.actor.role),
-                action="screening.reviewed", entity_type="screening_record", entity_id=record.id,
-                brand_id=trader.brand_id, before={"decision": record.decision},
+                session,
+                actor=Actor(type="staff", id=inp.actor.id, role=inp.actor.role),
+                action="screening.reviewed",
+                entity_type="screening_record",
+                entity_id=record.id,
+                brand_id=trader.brand_id,
+                before={"decision": record.decision},
                 after={"review_decision": inp.decision, "reason": inp.reason},
-                workflow_id=activity.info().workflow_id, event_key=f"screening-review:{record.id}",
+                workflow_id=activity.info().workflow_id,
+                event_key=f"screening-review:{record.id}",
             )
 
     @activity.defn
@@ -283,8 +318,11 @@ class OnboardingActivities:
                 appropriateness = assess_appropriateness(answers)
                 if not appropriateness.passed:
                     account_type = "retail"
-                    extra.append("account type: Pro refused by the appropriateness test, opened as Retail ("
-                                 + "; ".join(appropriateness.reasons) + ")")
+                    extra.append(
+                        "account type: Pro refused by the appropriateness test, opened as Retail ("
+                        + "; ".join(appropriateness.reasons)
+                        + ")"
+                    )
             risk = categorize(
                 country=trader.country,
                 screening_decision=inp.screening_decision,
@@ -300,20 +338,38 @@ class OnboardingActivities:
             trader.risk_category = risk.category
             trader.risk_reasons = reasons
             await append_audit(
-                session, actor=SYSTEM, action="risk.categorized", entity_type="trader", entity_id=trader.id,
-                brand_id=trader.brand_id, before=before,
-                after={"risk_category": risk.category, "reasons": reasons, "account_type": account_type},
-                workflow_id=activity.info().workflow_id, event_key=f"risk:{activity.info().workflow_id}",
+                session,
+                actor=SYSTEM,
+                action="risk.categorized",
+                entity_type="trader",
+                entity_id=trader.id,
+                brand_id=trader.brand_id,
+                before=before,
+                after={
+                    "risk_category": risk.category,
+                    "reasons": reasons,
+                    "account_type": account_type,
+                },
+                workflow_id=activity.info().workflow_id,
+                event_key=f"risk:{activity.info().workflow_id}",
             )
         return RiskOutput(category=risk.category, reasons=reasons, account_type=account_type)
 
     @activity.defn
     async def open_trading_account(self, inp: OpenAccountInput) -> AccountOpened:
+        async with heartbeating():
+            return await self._open_trading_account(inp)
+
+    async def _open_trading_account(self, inp: OpenAccountInput) -> AccountOpened:
         opening_key = f"onboarding-{inp.trader_id}"
         account = await self._reserve_account(inp, opening_key)
         if account.status == "open" and account.login is not None:
-            return AccountOpened(login=account.login, server_id=account.server_id, group=account.group,
-                                 leverage=account.leverage)
+            return AccountOpened(
+                login=account.login,
+                server_id=account.server_id,
+                group=account.group,
+                leverage=account.leverage,
+            )
         gateway = await self._platforms.get(account.server_id)
         try:
             # Did an earlier attempt create it before crashing? The client id is on the platform account.
@@ -325,14 +381,22 @@ class OnboardingActivities:
                     trader = await _trader(session, inp.trader_id)
                     creds = json.loads(account.initial_credentials or "{}")
                     spec = NewAccountSpec(
-                        group=account.group, leverage=account.leverage, first_name=trader.first_name,
-                        last_name=trader.last_name, email=trader.email, country=trader.country,
-                        phone=trader.phone, client_id=trader.id, main_password=creds["main"],
+                        group=account.group,
+                        leverage=account.leverage,
+                        first_name=trader.first_name,
+                        last_name=trader.last_name,
+                        email=trader.email,
+                        country=trader.country,
+                        phone=trader.phone,
+                        client_id=trader.id,
+                        main_password=creds["main"],
                         investor_password=creds["investor"],
                     )
                 ref = await gateway.create_account(spec)
         except PlatformError as exc:
-            raise ApplicationError(str(exc), type="PlatformError", non_retryable=not exc.retryable) from exc
+            raise ApplicationError(
+                str(exc), type="PlatformError", non_retryable=not exc.retryable
+            ) from exc
         async with transaction(self._sessions) as session:
             stored = await session.get(TradingAccount, account.id)
             assert stored is not None
@@ -341,27 +405,48 @@ class OnboardingActivities:
             stored.leverage = ref.leverage
             stored.status = "open"
             await append_audit(
-                session, actor=SYSTEM, action="trading_account.opened", entity_type="trading_account",
-                entity_id=stored.id, brand_id=stored.brand_id,
-                after={"trader_id": inp.trader_id, "server_id": stored.server_id, "login": ref.login,
-                       "group": ref.group, "leverage": ref.leverage},
-                workflow_id=activity.info().workflow_id, event_key=f"account-opened:{opening_key}",
+                session,
+                actor=SYSTEM,
+                action="trading_account.opened",
+                entity_type="trading_account",
+                entity_id=stored.id,
+                brand_id=stored.brand_id,
+                after={
+                    "trader_id": inp.trader_id,
+                    "server_id": stored.server_id,
+                    "login": ref.login,
+                    "group": ref.group,
+                    "leverage": ref.leverage,
+                },
+                workflow_id=activity.info().workflow_id,
+                event_key=f"account-opened:{opening_key}",
             )
-        return AccountOpened(login=ref.login, server_id=account.server_id, group=ref.group, leverage=ref.leverage)
+        return AccountOpened(
+            login=ref.login, server_id=account.server_id, group=ref.group, leverage=ref.leverage
+        )
 
     async def _reserve_account(self, inp: OpenAccountInput, opening_key: str) -> TradingAccount:
         """The account row, with its passwords, is written before the platform is called."""
         async with transaction(self._sessions) as session:
-            account = await session.scalar(select(TradingAccount).where(TradingAccount.opening_key == opening_key))
+            account = await session.scalar(
+                select(TradingAccount).where(TradingAccount.opening_key == opening_key)
+            )
             if account is not None:
                 return account
             trader = await _trader(session, inp.trader_id)
             brand = await _brand_config(session, trader.brand_id)
             choice = brand.group_for(inp.account_type, inp.risk_category)
             account = TradingAccount(
-                trader_id=trader.id, brand_id=trader.brand_id, server_id=brand.platform_server,
-                platform="mt5", opening_key=opening_key, status="opening", group=choice.group,
-                leverage=choice.leverage, currency=brand.currency, account_type=inp.account_type,
+                trader_id=trader.id,
+                brand_id=trader.brand_id,
+                server_id=brand.platform_server,
+                platform="mt5",
+                opening_key=opening_key,
+                status="opening",
+                group=choice.group,
+                leverage=choice.leverage,
+                currency=brand.currency,
+                account_type=inp.account_type,
                 initial_credentials=json.dumps(
                     {"main": generate_platform_password(), "investor": generate_platform_password()}
                 ),
@@ -383,10 +468,16 @@ class OnboardingActivities:
             if update.rejection_reason and update.stage in {Stage.REJECTED, Stage.EXPIRED}:
                 trader.rejection_reason = update.rejection_reason
             await append_audit(
-                session, actor=_staff_actor(update.actor), action=f"onboarding.stage.{update.stage.value}",
-                entity_type="trader", entity_id=trader.id, brand_id=trader.brand_id, before=before,
+                session,
+                actor=_staff_actor(update.actor),
+                action=f"onboarding.stage.{update.stage.value}",
+                entity_type="trader",
+                entity_id=trader.id,
+                brand_id=trader.brand_id,
+                before=before,
                 after={"stage": trader.stage, "status": trader.status, "note": update.note},
-                workflow_id=update.workflow_id, event_key=f"{update.workflow_id}:stage:{update.seq}",
+                workflow_id=update.workflow_id,
+                event_key=f"{update.workflow_id}:stage:{update.seq}",
             )
 
     @activity.defn
@@ -397,19 +488,33 @@ class OnboardingActivities:
                     select(Notification.id).where(Notification.notification_key == inp.key)
                 )
                 if exists is None:
-                    session.add(Notification(notification_key=inp.key, trader_id=inp.trader_id,
-                                             kind=inp.kind, body=inp.body))
+                    session.add(
+                        Notification(
+                            notification_key=inp.key,
+                            trader_id=inp.trader_id,
+                            kind=inp.kind,
+                            body=inp.body,
+                        )
+                    )
         except IntegrityError:
             return  # sent by a concurrent attempt
 
     @activity.defn
     async def record_audit(self, inp: AuditInput) -> None:
         async with transaction(self._sessions) as session:
-            trader = await session.get(Trader, inp.entity_id) if inp.entity_type == "trader" else None
+            trader = (
+                await session.get(Trader, inp.entity_id) if inp.entity_type == "trader" else None
+            )
             await append_audit(
-                session, actor=_staff_actor(inp.actor), action=inp.action, entity_type=inp.entity_type,
-                entity_id=inp.entity_id, brand_id=trader.brand_id if trader else None,
-                after=dict(inp.after), workflow_id=inp.workflow_id, event_key=inp.key,
+                session,
+                actor=_staff_actor(inp.actor),
+                action=inp.action,
+                entity_type=inp.entity_type,
+                entity_id=inp.entity_id,
+                brand_id=trader.brand_id if trader else None,
+                after=dict(inp.after),
+                workflow_id=inp.workflow_id,
+                event_key=inp.key,
             )
 
 

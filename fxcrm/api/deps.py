@@ -69,7 +69,9 @@ async def get_principal(
     settings: SettingsDep, token: Annotated[str | None, Depends(oauth2)]
 ) -> Principal:
     unauthorized = Problem(
-        401, "Not authenticated", "a valid bearer token is required",
+        401,
+        "Not authenticated",
+        "a valid bearer token is required",
         headers={"WWW-Authenticate": "Bearer"},
     )
     if not token:

@@ -35,8 +35,13 @@ class Problem(Exception):
 
 
 def problem_response(
-    request: Request, status: int, title: str, detail: str = "", type_: str = "about:blank",
-    headers: dict[str, str] | None = None, **extra: Any,
+    request: Request,
+    status: int,
+    title: str,
+    detail: str = "",
+    type_: str = "about:blank",
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     body = {"type": type_, "title": title, "status": status, "instance": request.url.path}
     if detail:
@@ -55,12 +60,20 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": e.get("msg", ""),
+                "type": e.get("type", ""),
+            }
             for e in exc.errors()
         ]
         return problem_response(
-            request, 422, "Invalid request", "one or more fields are missing or malformed",
-            type_="/problems/validation", errors=errors,
+            request,
+            422,
+            "Invalid request",
+            "one or more fields are missing or malformed",
+            type_="/problems/validation",
+            errors=errors,
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from fxcrm.api.errors import Problem
@@ -17,7 +17,9 @@ def onboarding_workflow_id(trader_id: str) -> str:
     return f"onboarding-{trader_id}"
 
 
-async def start_onboarding(client: Client, task_queue: str, inp: OnboardingInput, brand_code: str) -> None:
+async def start_onboarding(
+    client: Client, task_queue: str, inp: OnboardingInput, brand_code: str
+) -> None:
     await client.start_workflow(
         WORKFLOW_NAME,
         inp,
@@ -26,9 +28,9 @@ async def start_onboarding(client: Client, task_queue: str, inp: OnboardingInput
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         search_attributes=TypedSearchAttributes(
             [
-                TRADER_ID.value_set(inp.trader_id),
-                BRAND.value_set(brand_code),
-                STAGE.value_set(Stage.DOCUMENTS.value),
+                SearchAttributePair(TRADER_ID, inp.trader_id),
+                SearchAttributePair(BRAND, brand_code),
+                SearchAttributePair(STAGE, Stage.DOCUMENTS.value),
             ]
         ),
     )
@@ -42,11 +44,15 @@ async def onboarding_state(client: Client, trader_id: str) -> OnboardingState:
     try:
         return await handle(client, trader_id).query("get_state", result_type=OnboardingState)
     except RPCError as exc:
-        raise Problem(404, "No onboarding", f"no onboarding workflow for this trader ({exc.message})") from exc
+        raise Problem(
+            404, "No onboarding", f"no onboarding workflow for this trader ({exc.message})"
+        ) from exc
 
 
 async def signal(client: Client, trader_id: str, name: str, arg: object) -> None:
     try:
         await handle(client, trader_id).signal(name, arg)
     except RPCError as exc:
-        raise Problem(409, "Onboarding is closed", f"the onboarding workflow is not running ({exc.message})") from exc
+        raise Problem(
+            409, "Onboarding is closed", f"the onboarding workflow is not running ({exc.message})"
+        ) from exc

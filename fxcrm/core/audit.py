@@ -120,7 +120,10 @@ async def verify_chain(session: AsyncSession, batch: int = 5000) -> ChainReport:
     while True:
         rows = (
             await session.scalars(
-                select(AuditEvent).where(AuditEvent.seq > last_seq).order_by(AuditEvent.seq).limit(batch)
+                select(AuditEvent)
+                .where(AuditEvent.seq > last_seq)
+                .order_by(AuditEvent.seq)
+                .limit(batch)
             )
         ).all()
         if not rows:
@@ -128,17 +131,23 @@ async def verify_chain(session: AsyncSession, batch: int = 5000) -> ChainReport:
         for event in rows:
             if event.seq != expected_seq:
                 return ChainReport(
-                    ok=False, events_checked=checked, first_broken_seq=expected_seq,
+                    ok=False,
+                    events_checked=checked,
+                    first_broken_seq=expected_seq,
                     problem=f"event {expected_seq} is missing",
                 )
             if event.prev_hash != prev_hash:
                 return ChainReport(
-                    ok=False, events_checked=checked, first_broken_seq=event.seq,
+                    ok=False,
+                    events_checked=checked,
+                    first_broken_seq=event.seq,
                     problem="prev_hash does not link to the previous event",
                 )
             if event_hash(prev_hash, _hashed_fields(event)) != event.hash:
                 return ChainReport(
-                    ok=False, events_checked=checked, first_broken_seq=event.seq,
+                    ok=False,
+                    events_checked=checked,
+                    first_broken_seq=event.seq,
                     problem="event content does not match its hash (altered)",
                 )
             prev_hash = event.hash
@@ -148,7 +157,9 @@ async def verify_chain(session: AsyncSession, batch: int = 5000) -> ChainReport:
     head = await session.get(AuditHead, 1)
     if head is not None and checked and head.hash != prev_hash:
         return ChainReport(
-            ok=False, events_checked=checked, first_broken_seq=checked + 1,
+            ok=False,
+            events_checked=checked,
+            first_broken_seq=checked + 1,
             problem="events after the last one were removed",
         )
     return ChainReport(ok=True, events_checked=checked)

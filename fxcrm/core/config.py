@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Well-known development secrets: fine on a laptop, refused at start anywhere else.
 DEV_SECRET_KEY = "dev-secret-key-change-me-0123456789abcdef"  # noqa: S105
-DEV_FIELD_KEY = "ZGV2LWZpZWxkLWtleS1jaGFuZ2UtbWUtMDEyMzQ1Njc="  # noqa: S105  (urlsafe b64 of 32 bytes)
+DEV_FIELD_KEY = "ZGV2LWZpZWxkLWtleS1jaGFuZ2UtbWUtMDEyMzQ1Njc="
 DEV_KYC_WEBHOOK_SECRET = "dev-kyc-webhook-secret"  # noqa: S105
 DEV_KYC_APP_TOKEN = "sbx:dev-app-token"  # noqa: S105
 DEV_KYC_SECRET_KEY = "dev-kyc-secret-key"  # noqa: S105
@@ -81,9 +81,8 @@ class Settings(BaseSettings):
             ]
             if used:
                 raise ValueError(
-                    "development secrets are refused outside dev mode; set " + ", ".join(
-                        f"FXCRM_{n.upper()}" for n in used
-                    )
+                    "development secrets are refused outside dev mode; set "
+                    + ", ".join(f"FXCRM_{n.upper()}" for n in used)
                 )
         return self
 

@@ -29,4 +29,5 @@ def configure_logging(json: bool | None = None, level: int = logging.INFO) -> No
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger(name)  # type: ignore[no-any-return]
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
+    return logger

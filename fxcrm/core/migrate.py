@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from alembic import command
 from alembic.config import Config
 
+from alembic import command
 from fxcrm.core.config import ROOT
 
 

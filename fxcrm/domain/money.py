@@ -58,7 +58,9 @@ class Money(BaseModel):
         """Integer minor units; refuses amounts finer than the currency's scale."""
         quantum = Decimal(1).scaleb(-self.scale)
         if self.amount != self.amount.quantize(quantum):
-            raise ValueError(f"{self.amount} has more than {self.scale} decimals for {self.currency}")
+            raise ValueError(
+                f"{self.amount} has more than {self.scale} decimals for {self.currency}"
+            )
         return int(self.amount.scaleb(self.scale))
 
     @classmethod

@@ -26,16 +26,26 @@ def age_on(born: date, today: date) -> int:
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 
-def check_registration(*, born: date, country: str, phone: str, brand: BrandConfig, today: date) -> None:
+def check_registration(
+    *, born: date, country: str, phone: str, brand: BrandConfig, today: date
+) -> None:
     if born > today:
         raise RegistrationRefused("date_of_birth", "date of birth is in the future")
     if age_on(born, today) < brand.minimum_age:
-        raise RegistrationRefused("date_of_birth", f"clients must be at least {brand.minimum_age} years old")
+        raise RegistrationRefused(
+            "date_of_birth", f"clients must be at least {brand.minimum_age} years old"
+        )
     if age_on(born, today) > 120:
         raise RegistrationRefused("date_of_birth", "date of birth is not plausible")
     if not known_country(country):
-        raise RegistrationRefused("country", f"unknown country code {country!r} (ISO 3166-1 alpha-2)")
+        raise RegistrationRefused(
+            "country", f"unknown country code {country!r} (ISO 3166-1 alpha-2)"
+        )
     if country.upper() in brand.blocked_countries:
-        raise RegistrationRefused("country", f"the brand does not accept clients from {country.upper()}")
+        raise RegistrationRefused(
+            "country", f"the brand does not accept clients from {country.upper()}"
+        )
     if not PHONE.match(phone):
-        raise RegistrationRefused("phone", "phone must be in international format, e.g. +35799123456")
+        raise RegistrationRefused(
+            "phone", "phone must be in international format, e.g. +35799123456"
+        )

@@ -6,6 +6,7 @@ Pure orchestration. Every wait is bounded: a reminder when documents are still m
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -18,13 +19,10 @@ with workflow.unsafe.imports_passed_through():
     from fxcrm.core.temporal import STAGE
     from fxcrm.workflows.onboarding_types import (
         DOCUMENT_KINDS,
-        AccountOpened,
-        ApplicantRef,
         AuditInput,
         ComplianceDecision,
         ComplianceReviewInput,
         DocumentUploaded,
-        DuplicateIdentityOut,
         KycEvent,
         KycStatusOut,
         NotifyInput,
@@ -34,13 +32,12 @@ with workflow.unsafe.imports_passed_through():
         OpenAccountInput,
         Refusal,
         RiskInput,
-        RiskOutput,
-        ScreenInput,
         ScreeningSummary,
-        Stage,
-        StageChange,
+        ScreenInput,
         StaffActor,
         StaffKycDecision,
+        Stage,
+        StageChange,
         StageUpdate,
         SubmitDocumentsInput,
         TraderRef,
@@ -49,12 +46,14 @@ with workflow.unsafe.imports_passed_through():
 REMINDER_AFTER = timedelta(days=3)
 EXPIRE_AFTER = timedelta(days=30)
 ACTIVITY_TIMEOUT = timedelta(seconds=60)
+HEARTBEAT_TIMEOUT = timedelta(seconds=5)
+HEARTBEATING = {OnboardingActivities.open_trading_account}
 KYC_STAFF_ROLES = {"onboarding", "admin"}
 COMPLIANCE_ROLES = {"compliance", "admin"}
 
 
-I = TypeVar("I")
-O = TypeVar("O")
+InT = TypeVar("InT")
+OutT = TypeVar("OutT")
 
 
 class _Expired(Exception):
@@ -84,7 +83,9 @@ class OnboardingWorkflow:
     async def run(self, inp: OnboardingInput) -> OnboardingResult:
         try:
             await self._set_stage(Stage.DOCUMENTS, "application registered; documents requested")
-            applicant = await self._act(OnboardingActivities.open_kyc_applicant, TraderRef(trader_id=inp.trader_id))
+            applicant = await self._act(
+                OnboardingActivities.open_kyc_applicant, TraderRef(trader_id=inp.trader_id)
+            )
             self.state.kyc_applicant_id = applicant.applicant_id
             if not await self._pass_kyc():
                 return await self._finish(Stage.REJECTED)
@@ -115,12 +116,14 @@ class OnboardingWorkflow:
             )
             self.state.kyc_attempts += 1
             duplicate = await self._act(
-                OnboardingActivities.check_duplicate_identity, TraderRef(trader_id=self.state.trader_id)
+                OnboardingActivities.check_duplicate_identity,
+                TraderRef(trader_id=self.state.trader_id),
             )
             if duplicate.duplicate:
                 self.state.duplicate_identity = True
                 self.state.manual_review_reason = (
-                    "identity document already used by trader(s) " + ", ".join(duplicate.other_trader_ids)
+                    "identity document already used by trader(s) "
+                    + ", ".join(duplicate.other_trader_ids)
                 )
             self.state.kyc_status = "SUBMITTED"
             await self._set_stage(Stage.KYC_REVIEW, "documents submitted to the KYC provider")
@@ -131,10 +134,14 @@ class OnboardingWorkflow:
                 return False
             # Resubmission: back to documents, with what the reviewer asked for.
             self.state.documents = {}
-            await self._set_stage(Stage.DOCUMENTS, self.state.manual_review_reason or "resubmission requested")
-            await self._notify("kyc-resubmit", "Please upload your documents again: " + (
-                self.state.manual_review_reason or "the verification could not be completed"
-            ))
+            await self._set_stage(
+                Stage.DOCUMENTS, self.state.manual_review_reason or "resubmission requested"
+            )
+            await self._notify(
+                "kyc-resubmit",
+                "Please upload your documents again: "
+                + (self.state.manual_review_reason or "the verification could not be completed"),
+            )
 
     async def _collect_documents(self) -> None:
         reminder_at: datetime | None = workflow.now() + REMINDER_AFTER
@@ -152,7 +159,9 @@ class OnboardingWorkflow:
         while True:
             if self._staff_decision is not None:
                 decision, self._staff_decision = self._staff_decision, None
-                await self._audit_decision("onboarding.kyc_decision", decision.actor, decision.decision, decision.reason)
+                await self._audit_decision(
+                    "onboarding.kyc_decision", decision.actor, decision.decision, decision.reason
+                )
                 if decision.decision == "approve":
                     self.state.kyc_status = "APPROVED"
                     return "approved"
@@ -171,9 +180,7 @@ class OnboardingWorkflow:
                 verdict = self._apply_kyc_status(status)
                 if verdict is not None:
                     return verdict
-            await self._wait_for(
-                lambda: bool(self._kyc_events) or self._staff_decision is not None
-            )
+            await self._wait_for(lambda: bool(self._kyc_events) or self._staff_decision is not None)
 
     def _apply_kyc_status(self, status: KycStatusOut) -> str | None:
         self.state.kyc_status = status.status
@@ -186,7 +193,9 @@ class OnboardingWorkflow:
             self.state.rejection_reason = f"KYC rejected by the provider: {reasons}"
             return "rejected"
         if status.status == "RESUBMISSION_REQUESTED":
-            self.state.manual_review_reason = status.moderation_comment or f"resubmission requested: {reasons}"
+            self.state.manual_review_reason = (
+                status.moderation_comment or f"resubmission requested: {reasons}"
+            )
             return "resubmit"
         if status.status == "EXPIRED":
             self.state.rejection_reason = "KYC verification expired at the provider"
@@ -248,7 +257,9 @@ class OnboardingWorkflow:
 
     async def _open_account(self) -> None:
         assert self.state.risk_category is not None
-        await self._set_stage(Stage.ACCOUNT_OPENING, f"risk {self.state.risk_category}; opening MT5 account")
+        await self._set_stage(
+            Stage.ACCOUNT_OPENING, f"risk {self.state.risk_category}; opening MT5 account"
+        )
         opened = await self._act(
             OnboardingActivities.open_trading_account,
             OpenAccountInput(
@@ -283,7 +294,11 @@ class OnboardingWorkflow:
     @workflow.signal
     def document_uploaded(self, doc: DocumentUploaded) -> None:
         if self.state.stage != Stage.DOCUMENTS:
-            self._refuse("document_uploaded", "trader", f"documents are not expected in stage {self.state.stage}")
+            self._refuse(
+                "document_uploaded",
+                "trader",
+                f"documents are not expected in stage {self.state.stage}",
+            )
             return
         self.state.documents.setdefault(doc.kind, []).append(doc.document_id)
         self._progress()
@@ -294,7 +309,9 @@ class OnboardingWorkflow:
             return  # redelivered
         self._seen_kyc_keys.add(event.event_key)
         if self._last_kyc_event_at is not None and event.created_at < self._last_kyc_event_at:
-            self._refuse("kyc_event", "provider", f"stale event {event.event_type} ignored (out of order)")
+            self._refuse(
+                "kyc_event", "provider", f"stale event {event.event_type} ignored (out of order)"
+            )
             return
         self._last_kyc_event_at = event.created_at
         self._kyc_events.append(event)
@@ -303,11 +320,21 @@ class OnboardingWorkflow:
     @workflow.signal
     def staff_kyc_decision(self, decision: StaffKycDecision) -> None:
         if decision.actor.role not in KYC_STAFF_ROLES:
-            self._refuse("staff_kyc_decision", decision.actor.id, f"role {decision.actor.role} may not decide KYC")
+            self._refuse(
+                "staff_kyc_decision",
+                decision.actor.id,
+                f"role {decision.actor.role} may not decide KYC",
+            )
         elif self.state.stage != Stage.KYC_REVIEW:
-            self._refuse("staff_kyc_decision", decision.actor.id, f"no KYC decision is due in stage {self.state.stage}")
+            self._refuse(
+                "staff_kyc_decision",
+                decision.actor.id,
+                f"no KYC decision is due in stage {self.state.stage}",
+            )
         elif decision.decision not in {"approve", "reject", "request_documents"}:
-            self._refuse("staff_kyc_decision", decision.actor.id, f"unknown decision {decision.decision}")
+            self._refuse(
+                "staff_kyc_decision", decision.actor.id, f"unknown decision {decision.decision}"
+            )
         else:
             self._staff_decision = decision
             self._progress()
@@ -315,11 +342,21 @@ class OnboardingWorkflow:
     @workflow.signal
     def compliance_decision(self, decision: ComplianceDecision) -> None:
         if decision.actor.role not in COMPLIANCE_ROLES:
-            self._refuse("compliance_decision", decision.actor.id, f"role {decision.actor.role} may not clear screening")
+            self._refuse(
+                "compliance_decision",
+                decision.actor.id,
+                f"role {decision.actor.role} may not clear screening",
+            )
         elif self.state.stage != Stage.COMPLIANCE_REVIEW or self._compliance is not None:
-            self._refuse("compliance_decision", decision.actor.id, f"no compliance decision is due in stage {self.state.stage}")
+            self._refuse(
+                "compliance_decision",
+                decision.actor.id,
+                f"no compliance decision is due in stage {self.state.stage}",
+            )
         elif decision.decision not in {"clear", "reject"}:
-            self._refuse("compliance_decision", decision.actor.id, f"unknown decision {decision.decision}")
+            self._refuse(
+                "compliance_decision", decision.actor.id, f"unknown decision {decision.decision}"
+            )
         else:
             self._compliance = decision
             self._progress()
@@ -374,23 +411,23 @@ class OnboardingWorkflow:
             if reminder_at is not None and now >= reminder_at:
                 return False
             wake = deadline if reminder_at is None else min(deadline, reminder_at)
-            marker = self._last_progress
-            try:
+            with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
-                    lambda: condition()
-                    or bool(self._pending_audit)
-                    or self._last_progress != marker,
-                    timeout=wake - now,
+                    self._woken(condition, self._last_progress), timeout=wake - now
                 )
-            except TimeoutError:
-                pass
+
+    def _woken(self, condition: Callable[[], bool], marker: datetime) -> Callable[[], bool]:
+        """Wake for the condition, for refusals to write down, or for any progress."""
+        return lambda: condition() or bool(self._pending_audit) or self._last_progress != marker
 
     async def _flush_audit(self) -> None:
         while self._pending_audit:
             entry = self._pending_audit.pop(0)
             await self._act(OnboardingActivities.record_audit, entry)
 
-    async def _audit_decision(self, action: str, actor: StaffActor, decision: str, reason: str) -> None:
+    async def _audit_decision(
+        self, action: str, actor: StaffActor, decision: str, reason: str
+    ) -> None:
         self._seq += 1
         self._pending_audit.append(
             AuditInput(
@@ -436,12 +473,12 @@ class OnboardingWorkflow:
             ),
         )
 
-    async def _act(self, method: Callable[[Any, I], Awaitable[O]], arg: I) -> O:
+    async def _act(self, method: Callable[[Any, InT], Awaitable[OutT]], arg: InT) -> OutT:
         return await workflow.execute_activity_method(
             method,
             arg,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
+            # Activities that call platforms heartbeat: a dead worker is noticed in seconds.
+            heartbeat_timeout=HEARTBEAT_TIMEOUT if method in HEARTBEATING else None,
             retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
         )
-
-

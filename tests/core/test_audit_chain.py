@@ -15,10 +15,19 @@ from fxcrm.models import AuditEvent
 ACTOR = Actor(type="staff", id="s-1", role="admin")
 
 
-async def _append(sessions: async_sessionmaker[AsyncSession], n: int, key: str | None = None) -> None:
+async def _append(
+    sessions: async_sessionmaker[AsyncSession], n: int, key: str | None = None
+) -> None:
     async with transaction(sessions) as session:
-        await append_audit(session, actor=ACTOR, action="test.event", entity_type="thing",
-                           entity_id=f"e-{n}", after={"n": n, "amount": "10.50"}, event_key=key)
+        await append_audit(
+            session,
+            actor=ACTOR,
+            action="test.event",
+            entity_type="thing",
+            entity_id=f"e-{n}",
+            after={"n": n, "amount": "10.50"},
+            event_key=key,
+        )
 
 
 async def test_chain_verifies_after_appends(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -39,7 +48,9 @@ async def test_event_key_appends_once(sessions: async_sessionmaker[AsyncSession]
     assert len(rows) == 1
 
 
-async def test_concurrent_appends_keep_one_chain(sessions: async_sessionmaker[AsyncSession]) -> None:
+async def test_concurrent_appends_keep_one_chain(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
     await asyncio.gather(*(_append(sessions, n) for n in range(20)))
     async with sessions() as session:
         report = await verify_chain(session)
@@ -48,7 +59,9 @@ async def test_concurrent_appends_keep_one_chain(sessions: async_sessionmaker[As
     assert list(seqs) == list(range(1, len(seqs) + 1))
 
 
-async def test_altered_row_is_reported_with_its_seq(sessions: async_sessionmaker[AsyncSession]) -> None:
+async def test_altered_row_is_reported_with_its_seq(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
     await _append(sessions, 100)
     await _append(sessions, 101)
     async with transaction(sessions) as session:
@@ -56,7 +69,11 @@ async def test_altered_row_is_reported_with_its_seq(sessions: async_sessionmaker
         assert target is not None
         seq = target.seq
         original = target.after
-        await session.execute(update(AuditEvent).where(AuditEvent.seq == seq).values(after={"n": 100, "amount": "1000000"}))
+        await session.execute(
+            update(AuditEvent)
+            .where(AuditEvent.seq == seq)
+            .values(after={"n": 100, "amount": "1000000"})
+        )
     async with sessions() as session:
         report = await verify_chain(session)
     assert not report.ok
@@ -64,6 +81,8 @@ async def test_altered_row_is_reported_with_its_seq(sessions: async_sessionmaker
     assert report.problem and "altered" in report.problem
     # Put it back so other tests on this database see a valid chain.
     async with transaction(sessions) as session:
-        await session.execute(update(AuditEvent).where(AuditEvent.seq == seq).values(after=original))
+        await session.execute(
+            update(AuditEvent).where(AuditEvent.seq == seq).values(after=original)
+        )
     async with sessions() as session:
         assert (await verify_chain(session)).ok

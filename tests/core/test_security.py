@@ -8,7 +8,13 @@ from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
 from fxcrm.core.config import Settings
-from fxcrm.core.security import FieldCipher, decode_token, hash_password, issue_token, verify_password
+from fxcrm.core.security import (
+    FieldCipher,
+    decode_token,
+    hash_password,
+    issue_token,
+    verify_password,
+)
 
 
 def test_production_refuses_dev_secrets() -> None:
@@ -19,8 +25,12 @@ def test_production_refuses_dev_secrets() -> None:
 
 def test_production_starts_with_real_secrets() -> None:
     Settings(
-        env="production", secret_key="s" * 40, field_encryption_keys=Fernet.generate_key().decode(),
-        kyc_webhook_secret="w" * 20, kyc_app_token="t" * 20, kyc_secret_key="k" * 20,
+        env="production",
+        secret_key="s" * 40,
+        field_encryption_keys=Fernet.generate_key().decode(),
+        kyc_webhook_secret="w" * 20,
+        kyc_app_token="t" * 20,
+        kyc_secret_key="k" * 20,
         mt5_manager_password="P@ssw0rd-real",
     )
 

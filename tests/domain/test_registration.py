@@ -13,7 +13,9 @@ BRAND = demo_brand_config("mt5-demo")
 TODAY = date(2026, 11, 23)
 
 
-def _check(born: date = date(1990, 5, 1), country: str = "DE", phone: str = "+4915112345678") -> None:
+def _check(
+    born: date = date(1990, 5, 1), country: str = "DE", phone: str = "+4915112345678"
+) -> None:
     check_registration(born=born, country=country, phone=phone, brand=BRAND, today=TODAY)
 
 
@@ -31,7 +33,9 @@ def test_valid_registration_passes() -> None:
         (date(1990, 1, 1), "DE", "0151 123", "phone"),
     ],
 )
-def test_bad_input_is_refused_with_the_field(born: date, country: str, phone: str, field: str) -> None:
+def test_bad_input_is_refused_with_the_field(
+    born: date, country: str, phone: str, field: str
+) -> None:
     with pytest.raises(RegistrationRefused) as refused:
         _check(born, country, phone)
     assert refused.value.field == field

@@ -10,8 +10,14 @@ BRAND = demo_brand_config("mt5-demo")
 
 def _risk(**overrides: object) -> tuple[str, list[str]]:
     args: dict[str, object] = dict(
-        country="DE", screening_decision="clear", top_score=0.1, is_pep=False, account_type="retail",
-        appropriateness=None, duplicate_identity=False, brand=BRAND,
+        country="DE",
+        screening_decision="clear",
+        top_score=0.1,
+        is_pep=False,
+        account_type="retail",
+        appropriateness=None,
+        duplicate_identity=False,
+        brand=BRAND,
     )
     args.update(overrides)
     result = categorize(**args)  # type: ignore[arg-type]
@@ -43,8 +49,13 @@ def test_highest_rule_wins_and_every_reason_is_kept() -> None:
 
 
 def _answers(**overrides: object) -> Questionnaire:
-    base = dict(trading_experience_years=5, leveraged_trades_last_year=60, understands_leverage_risk=True,
-                relevant_professional_experience=True, portfolio_over_500k_eur=False)
+    base = dict(
+        trading_experience_years=5,
+        leveraged_trades_last_year=60,
+        understands_leverage_risk=True,
+        relevant_professional_experience=True,
+        portfolio_over_500k_eur=False,
+    )
     base.update(overrides)
     return Questionnaire.model_validate(base)
 
@@ -55,7 +66,9 @@ def test_appropriateness_needs_two_of_three_criteria() -> None:
 
 
 def test_appropriateness_fails_without_leverage_understanding() -> None:
-    result = assess_appropriateness(_answers(understands_leverage_risk=False, portfolio_over_500k_eur=True))
+    result = assess_appropriateness(
+        _answers(understands_leverage_risk=False, portfolio_over_500k_eur=True)
+    )
     assert not result.passed
     assert any("leverage risk" in r for r in result.reasons)
 

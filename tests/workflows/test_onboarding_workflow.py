@@ -14,6 +14,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from fxcrm.core.temporal import register_search_attributes
 from fxcrm.workflows.onboarding import OnboardingWorkflow
 from fxcrm.workflows.onboarding_types import (
     AccountOpened,
@@ -32,16 +33,15 @@ from fxcrm.workflows.onboarding_types import (
     OpenAccountInput,
     RiskInput,
     RiskOutput,
-    ScreenInput,
     ScreeningSummary,
-    Stage,
+    ScreenInput,
     StaffActor,
     StaffKycDecision,
+    Stage,
     StageUpdate,
     SubmitDocumentsInput,
     TraderRef,
 )
-from fxcrm.core.temporal import register_search_attributes
 from tests.conftest import temporal_test_server
 
 
@@ -70,18 +70,29 @@ class FakeActivities:
 
         @activity.defn(name="fetch_kyc_status")
         async def fetch_kyc_status(ref: TraderRef) -> KycStatusOut:
-            status = self.kyc_statuses.pop(0) if len(self.kyc_statuses) > 1 else self.kyc_statuses[0]
-            return KycStatusOut(status=status, reasons=["UNSATISFACTORY_PHOTOS"], moderation_comment="blurry")
+            status = (
+                self.kyc_statuses.pop(0) if len(self.kyc_statuses) > 1 else self.kyc_statuses[0]
+            )
+            return KycStatusOut(
+                status=status, reasons=["UNSATISFACTORY_PHOTOS"], moderation_comment="blurry"
+            )
 
         @activity.defn(name="check_duplicate_identity")
         async def check_duplicate_identity(ref: TraderRef) -> DuplicateIdentityOut:
-            return DuplicateIdentityOut(duplicate=self.duplicate, other_trader_ids=["t-other"] if self.duplicate else [])
+            return DuplicateIdentityOut(
+                duplicate=self.duplicate, other_trader_ids=["t-other"] if self.duplicate else []
+            )
 
         @activity.defn(name="screen_trader")
         async def screen_trader(inp: ScreenInput) -> ScreeningSummary:
             score = {"clear": 0.2, "possible": 0.8, "strong": 0.97}[self.screening]
-            return ScreeningSummary(record_id="scr-1", decision=self.screening, top_score=score, is_pep=False,
-                                    match_count=0 if self.screening == "clear" else 1)
+            return ScreeningSummary(
+                record_id="scr-1",
+                decision=self.screening,
+                top_score=score,
+                is_pep=False,
+                match_count=0 if self.screening == "clear" else 1,
+            )
 
         @activity.defn(name="record_compliance_review")
         async def record_compliance_review(inp: ComplianceReviewInput) -> None:
@@ -89,13 +100,18 @@ class FakeActivities:
 
         @activity.defn(name="assess_risk")
         async def assess_risk(inp: RiskInput) -> RiskOutput:
-            return RiskOutput(category="high" if inp.screening_decision == "possible" else "low",
-                              reasons=["test"], account_type="retail")
+            return RiskOutput(
+                category="high" if inp.screening_decision == "possible" else "low",
+                reasons=["test"],
+                account_type="retail",
+            )
 
         @activity.defn(name="open_trading_account")
         async def open_trading_account(inp: OpenAccountInput) -> AccountOpened:
             self.accounts_opened += 1
-            return AccountOpened(login=500001, server_id="mt5-demo", group="real\\retail\\std", leverage=30)
+            return AccountOpened(
+                login=500001, server_id="mt5-demo", group="real\\retail\\std", leverage=30
+            )
 
         @activity.defn(name="record_stage")
         async def record_stage(update: StageUpdate) -> None:
@@ -110,9 +126,17 @@ class FakeActivities:
             self.audits.append(inp)
 
         return [
-            open_kyc_applicant, submit_kyc_documents, fetch_kyc_status, check_duplicate_identity,
-            screen_trader, record_compliance_review, assess_risk, open_trading_account, record_stage,
-            notify_trader, record_audit,
+            open_kyc_applicant,
+            submit_kyc_documents,
+            fetch_kyc_status,
+            check_duplicate_identity,
+            screen_trader,
+            record_compliance_review,
+            assess_risk,
+            open_trading_account,
+            record_stage,
+            notify_trader,
+            record_audit,
         ]
 
 
@@ -125,9 +149,13 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         yield environment
 
 
-async def _start(env: WorkflowEnvironment, fake: FakeActivities) -> tuple[Worker, WorkflowHandle[OnboardingWorkflow, OnboardingResult]]:
+async def _start(
+    env: WorkflowEnvironment, fake: FakeActivities
+) -> tuple[Worker, WorkflowHandle[OnboardingWorkflow, OnboardingResult]]:
     queue = f"onboarding-{uuid.uuid4()}"
-    worker = Worker(env.client, task_queue=queue, workflows=[OnboardingWorkflow], activities=fake.activities())
+    worker = Worker(
+        env.client, task_queue=queue, workflows=[OnboardingWorkflow], activities=fake.activities()
+    )
     handle = await env.client.start_workflow(
         OnboardingWorkflow.run,
         OnboardingInput(trader_id="t-1", brand_id="b-1", account_type="retail"),
@@ -142,16 +170,26 @@ COMPLIANCE = StaffActor(id="staff-cmp", role="compliance")
 
 
 def _kyc(status: str, key: str, minutes: int = 0) -> KycEvent:
-    return KycEvent(event_key=key, event_type="applicantReviewed", status=status,
-                    created_at=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=minutes))
+    return KycEvent(
+        event_key=key,
+        event_type="applicantReviewed",
+        status=status,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=minutes),
+    )
 
 
 async def _upload_both(handle: WorkflowHandle[OnboardingWorkflow, OnboardingResult]) -> None:
-    await handle.signal(OnboardingWorkflow.document_uploaded, DocumentUploaded(document_id="d1", kind="identity"))
-    await handle.signal(OnboardingWorkflow.document_uploaded, DocumentUploaded(document_id="d2", kind="address"))
+    await handle.signal(
+        OnboardingWorkflow.document_uploaded, DocumentUploaded(document_id="d1", kind="identity")
+    )
+    await handle.signal(
+        OnboardingWorkflow.document_uploaded, DocumentUploaded(document_id="d2", kind="address")
+    )
 
 
-async def _wait_stage(handle: WorkflowHandle[OnboardingWorkflow, OnboardingResult], stage: Stage) -> OnboardingState:
+async def _wait_stage(
+    handle: WorkflowHandle[OnboardingWorkflow, OnboardingResult], stage: Stage
+) -> OnboardingState:
     for _ in range(200):
         state = await handle.query(OnboardingWorkflow.get_state)
         if state.stage == stage:
@@ -172,7 +210,13 @@ async def test_clean_trader_becomes_active_with_one_account(env: WorkflowEnviron
     assert result.outcome == Stage.ACTIVE
     assert result.login == 500001
     assert fake.accounts_opened == 1
-    assert fake.stages == [Stage.DOCUMENTS, Stage.KYC_REVIEW, Stage.SCREENING, Stage.ACCOUNT_OPENING, Stage.ACTIVE]
+    assert fake.stages == [
+        Stage.DOCUMENTS,
+        Stage.KYC_REVIEW,
+        Stage.SCREENING,
+        Stage.ACCOUNT_OPENING,
+        Stage.ACTIVE,
+    ]
     assert "welcome" in fake.notifications
 
 
@@ -196,7 +240,10 @@ async def test_upload_resets_the_expiry_clock(env: WorkflowEnvironment) -> None:
     worker, handle = await _start(env, fake)
     async with worker:
         await env.sleep(timedelta(days=20))
-        await handle.signal(OnboardingWorkflow.document_uploaded, DocumentUploaded(document_id="d1", kind="identity"))
+        await handle.signal(
+            OnboardingWorkflow.document_uploaded,
+            DocumentUploaded(document_id="d1", kind="identity"),
+        )
         await env.sleep(timedelta(days=20))  # 40 days since start, 20 since progress
         state = await handle.query(OnboardingWorkflow.get_state)
         assert state.stage == Stage.DOCUMENTS
@@ -204,7 +251,9 @@ async def test_upload_resets_the_expiry_clock(env: WorkflowEnvironment) -> None:
     assert result.outcome == Stage.EXPIRED
 
 
-async def test_possible_match_waits_for_compliance_and_refuses_wrong_role(env: WorkflowEnvironment) -> None:
+async def test_possible_match_waits_for_compliance_and_refuses_wrong_role(
+    env: WorkflowEnvironment,
+) -> None:
     fake = FakeActivities()
     fake.screening = "possible"
     worker, handle = await _start(env, fake)
@@ -214,13 +263,19 @@ async def test_possible_match_waits_for_compliance_and_refuses_wrong_role(env: W
         await handle.signal(OnboardingWorkflow.kyc_event, _kyc("APPROVED", "e1"))
         await _wait_stage(handle, Stage.COMPLIANCE_REVIEW)
         # An onboarding officer may not clear a sanctions hit: refused and recorded.
-        await handle.signal(OnboardingWorkflow.compliance_decision,
-                            ComplianceDecision(actor=ONBOARDING, decision="clear", reason="looks fine"))
+        await handle.signal(
+            OnboardingWorkflow.compliance_decision,
+            ComplianceDecision(actor=ONBOARDING, decision="clear", reason="looks fine"),
+        )
         state = await handle.query(OnboardingWorkflow.get_state)
         assert state.stage == Stage.COMPLIANCE_REVIEW
         assert state.refusals and state.refusals[-1].signal == "compliance_decision"
-        await handle.signal(OnboardingWorkflow.compliance_decision,
-                            ComplianceDecision(actor=COMPLIANCE, decision="clear", reason="different DOB and country"))
+        await handle.signal(
+            OnboardingWorkflow.compliance_decision,
+            ComplianceDecision(
+                actor=COMPLIANCE, decision="clear", reason="different DOB and country"
+            ),
+        )
         result = await handle.result()
     assert result.outcome == Stage.ACTIVE
     assert "compliance:clear:staff-cmp" in fake.calls
@@ -280,26 +335,36 @@ async def test_staff_decisions_checked_for_stage_and_role(env: WorkflowEnvironme
     worker, handle = await _start(env, fake)
     async with worker:
         # Too early: nothing to decide while documents are missing.
-        await handle.signal(OnboardingWorkflow.staff_kyc_decision,
-                            StaffKycDecision(actor=ONBOARDING, decision="approve", reason="early"))
+        await handle.signal(
+            OnboardingWorkflow.staff_kyc_decision,
+            StaffKycDecision(actor=ONBOARDING, decision="approve", reason="early"),
+        )
         await _upload_both(handle)
         await _wait_stage(handle, Stage.KYC_REVIEW)
         await handle.signal(OnboardingWorkflow.kyc_event, _kyc("MANUAL_REVIEW", "e1"))
         # A dealer may not decide KYC.
-        await handle.signal(OnboardingWorkflow.staff_kyc_decision,
-                            StaffKycDecision(actor=StaffActor(id="d", role="dealer"), decision="approve", reason="x" * 5))
+        await handle.signal(
+            OnboardingWorkflow.staff_kyc_decision,
+            StaffKycDecision(
+                actor=StaffActor(id="d", role="dealer"), decision="approve", reason="x" * 5
+            ),
+        )
         state = await handle.query(OnboardingWorkflow.get_state)
         assert state.stage == Stage.KYC_REVIEW
         assert [r.signal for r in state.refusals] == ["staff_kyc_decision", "staff_kyc_decision"]
-        await handle.signal(OnboardingWorkflow.staff_kyc_decision,
-                            StaffKycDecision(actor=ONBOARDING, decision="reject", reason="document forged"))
+        await handle.signal(
+            OnboardingWorkflow.staff_kyc_decision,
+            StaffKycDecision(actor=ONBOARDING, decision="reject", reason="document forged"),
+        )
         result = await handle.result()
     assert result.outcome == Stage.REJECTED
     assert result.reason and "document forged" in result.reason
     assert any(a.action == "onboarding.kyc_decision" and a.actor == ONBOARDING for a in fake.audits)
 
 
-async def test_duplicate_identity_needs_staff_even_when_provider_approves(env: WorkflowEnvironment) -> None:
+async def test_duplicate_identity_needs_staff_even_when_provider_approves(
+    env: WorkflowEnvironment,
+) -> None:
     fake = FakeActivities()
     fake.duplicate = True
     worker, handle = await _start(env, fake)
@@ -309,8 +374,12 @@ async def test_duplicate_identity_needs_staff_even_when_provider_approves(env: W
         await handle.signal(OnboardingWorkflow.kyc_event, _kyc("APPROVED", "e1"))
         state = await handle.query(OnboardingWorkflow.get_state)
         assert state.duplicate_identity and state.stage == Stage.KYC_REVIEW
-        await handle.signal(OnboardingWorkflow.staff_kyc_decision,
-                            StaffKycDecision(actor=ONBOARDING, decision="approve", reason="same person, re-registered"))
+        await handle.signal(
+            OnboardingWorkflow.staff_kyc_decision,
+            StaffKycDecision(
+                actor=ONBOARDING, decision="approve", reason="same person, re-registered"
+            ),
+        )
         result = await handle.result()
     assert result.outcome == Stage.ACTIVE
 
@@ -329,4 +398,3 @@ async def test_stale_out_of_order_event_is_ignored(env: WorkflowEnvironment) -> 
         await handle.signal(OnboardingWorkflow.kyc_event, _kyc("APPROVED", "final", minutes=20))
         result = await handle.result()
     assert result.outcome == Stage.ACTIVE
-

@@ -1,6 +1,6 @@
 """The one interface fxcrm uses for every KYC provider (Sumsub today; Onfido, Veriff, Jumio later).
 
-Each provider speaks its own statuses; fxcrm sees one state machine (COMPLIANCE.md §4.1, table §4.6):
+Each provider speaks its own statuses; fxcrm sees one state machine (COMPLIANCE.md §4.1, §4.6):
 
     NOT_STARTED → APPLICANT_CREATED → AWAITING_CLIENT → SUBMITTED
       → APPROVED | RESUBMISSION_REQUESTED | REJECTED_FINAL | MANUAL_REVIEW

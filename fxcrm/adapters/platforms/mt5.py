@@ -1,13 +1,14 @@
 """MT5 Manager Web API client (REST over HTTPS).
 
-The access server binds a manager session to one keep-alive TCP connection, so the client pins a single
-connection and logs in again when the server answers 403 or the connection drops. Units are converted
-here: JSON strings to Decimal and int, Volume (1/10000 lot) to lots, trade-server time to UTC.
+The access server binds a manager session to one keep-alive TCP connection, so the client pins a
+single connection and logs in again when the server answers 403 or the connection drops. Units are
+converted here: JSON strings to Decimal and int, Volume (1/10000 lot) to lots, server time to UTC.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -119,7 +120,7 @@ def client_key(client_id: str) -> str:
 
 
 def client_id_cells(client_id: str, app_id: int = FXCRM_API_APP_ID) -> list[dict[str, str]]:
-    """The client id as ApiData cells, which hold integers only: one for a number, two for a UUID."""
+    """The client id as ApiData cells (integers only): one for a number, two for a UUID."""
     if client_id.isdigit() and int(client_id) < 2**63:
         return [{"AppID": str(app_id), "ID": "0", "ValueInt": client_id}]
     try:
@@ -173,7 +174,7 @@ class Mt5WebApiClient:
     def __init__(
         self,
         base_url: str,
-        login: int,
+        manager_login: int,
         password: str,
         *,
         server_utc_offset_hours: float = 0.0,
@@ -187,7 +188,7 @@ class Mt5WebApiClient:
         deal_window: timedelta = timedelta(days=1),
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._login = login
+        self._login = manager_login
         self._pw_hash = password_hash(password)
         self._offset = timedelta(hours=server_utc_offset_hours)
         self._agent = agent
@@ -416,12 +417,7 @@ class Mt5WebApiClient:
     async def find_accounts_by_client(self, client_id: str) -> list[PlatformAccountRef]:
         key = client_key(client_id)
         users = await self._answer("GET", "user/get_batch", {"group": self._client_search_mask})
-        return [
-            _account_ref(user)
-            for user in users or []
-            if str(user.get("ID", "")) == key
-            or client_id_from_cells(user.get("ApiData"), self._app_id) == client_id
-        ]
+        return [_account_ref(user) for user in users or [] if self._client_id_of(user) == key]
 
     async def balance_op(
         self, login: int, kind: BalanceOpKind, amount: Decimal, ref: str
@@ -449,7 +445,9 @@ class Mt5WebApiClient:
             deal = await self._answer("GET", "deal/get", {"ticket": ticket})
         except PlatformError:
             # The money moved; the deal time is a nicety, not worth failing the activity for.
-            return BalanceOpResult(ticket=ticket, amount=signed, comment=ref, time=datetime.now(UTC))
+            return BalanceOpResult(
+                ticket=ticket, amount=signed, comment=ref, time=datetime.now(UTC)
+            )
         return _balance_result(deal, self._to_utc(deal.get("Time", 0), deal.get("TimeMsc")))
 
     async def find_balance_op(
@@ -463,9 +461,7 @@ class Mt5WebApiClient:
         }
         for deal in await self._answer("GET", "deal/get_batch", params) or []:
             if _action(deal) in MONEY_ACTIONS and str(deal.get("Comment", "")) == ref:
-                return _balance_result(
-                    deal, self._to_utc(deal.get("Time", 0), deal.get("TimeMsc"))
-                )
+                return _balance_result(deal, self._to_utc(deal.get("Time", 0), deal.get("TimeMsc")))
         return None
 
     async def set_group(self, login: int, group: str) -> None:
@@ -521,7 +517,7 @@ class Mt5WebApiClient:
     async def _deals_of_group(
         self, mask: str, start: int, end: int
     ) -> AsyncIterator[dict[str, Any]]:
-        """Windowed: a group answer is bounded by cutting the range into windows (ends inclusive)."""
+        """Windowed: cutting the range (ends inclusive) bounds the size of a group answer."""
         step = max(1, int(self._deal_window.total_seconds()))
         window_start = start
         while window_start <= end:
@@ -569,15 +565,17 @@ class Mt5WebApiClient:
         return self._currencies[group]
 
     def _client_id_of(self, user: Mapping[str, Any]) -> str | None:
+        """The client id in `client_key` form: the ID field, else the ApiData cells."""
+        if user.get("ID"):
+            return str(user["ID"])
         from_cells = client_id_from_cells(user.get("ApiData"), self._app_id)
-        return from_cells or (str(user.get("ID")) if user.get("ID") else None)
+        return client_key(from_cells) if from_cells else None
 
     async def close(self) -> None:
         if self._session is not None:
-            try:
+            # The session ends with the connection anyway; quit is a courtesy.
+            with contextlib.suppress(httpx.HTTPError):
                 await self._http.get("/api/quit")
-            except httpx.HTTPError:
-                pass  # the session ends with the connection anyway
             self._session = None
         await self._http.aclose()
 

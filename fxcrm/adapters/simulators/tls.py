@@ -1,7 +1,7 @@
 """A self-signed certificate for the HTTPS simulators, made once and kept in a directory.
 
-Real MT5 access servers often run on self-signed certificates, so the simulators do too; clients either
-pin this certificate (it is its own CA) or turn verification off.
+Real MT5 access servers often run on self-signed certificates, so the simulators do too; clients
+either pin this certificate (it is its own CA) or turn verification off.
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ def ensure_self_signed_cert(
     return certfile, keyfile
 
 
-def _build_cert(key: ec.EllipticCurvePrivateKey, hosts: tuple[str, ...], days: int) -> x509.Certificate:
+def _build_cert(
+    key: ec.EllipticCurvePrivateKey, hosts: tuple[str, ...], days: int
+) -> x509.Certificate:
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, hosts[0]),

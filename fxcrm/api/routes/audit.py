@@ -56,8 +56,11 @@ async def list_events(
         (AuditEvent.brand_id.in_(principal.brand_ids)) | (AuditEvent.brand_id.is_(None)),
     )
     filters = {
-        AuditEvent.entity_id: entity_id, AuditEvent.entity_type: entity_type, AuditEvent.action: action,
-        AuditEvent.actor_id: actor_id, AuditEvent.workflow_id: workflow_id,
+        AuditEvent.entity_id: entity_id,
+        AuditEvent.entity_type: entity_type,
+        AuditEvent.action: action,
+        AuditEvent.actor_id: actor_id,
+        AuditEvent.workflow_id: workflow_id,
     }
     for column, value in filters.items():
         if value is not None:

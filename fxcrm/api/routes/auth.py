@@ -40,7 +40,9 @@ async def _check_password(
     if user is not None and user.locked_until is not None and user.locked_until > now:
         retry = int((user.locked_until - now).total_seconds()) + 1
         raise Problem(
-            429, "Too many failed logins", "the account is temporarily locked",
+            429,
+            "Too many failed logins",
+            "the account is temporarily locked",
             headers={"Retry-After": str(retry)},
         )
     if user is None or not verify_password(user.password_hash, password):
@@ -50,13 +52,20 @@ async def _check_password(
                 user.locked_until = now + timedelta(minutes=settings.login_lockout_minutes)
                 user.failed_logins = 0
                 await append_audit(
-                    session, actor=Actor(type=kind, id=user.id), action="auth.locked_out",
-                    entity_type=kind, entity_id=user.id,
+                    session,
+                    actor=Actor(type=kind, id=user.id),
+                    action="auth.locked_out",
+                    entity_type=kind,
+                    entity_id=user.id,
                     after={"locked_until": user.locked_until.isoformat()},
                 )
             await session.commit()
-        raise Problem(401, "Invalid credentials", "wrong username or password",
-                      headers={"WWW-Authenticate": "Bearer"})
+        raise Problem(
+            401,
+            "Invalid credentials",
+            "wrong username or password",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if user.failed_logins:
         user.failed_logins = 0
         await session.commit()
@@ -78,7 +87,9 @@ async def staff_token(form: FormDep, session: SessionDep, settings: SettingsDep)
     await _check_password(session, settings, user, form.password, "staff")
     assert user is not None
     brands = list(
-        (await session.scalars(select(StaffBrand.brand_id).where(StaffBrand.staff_id == user.id))).all()
+        (
+            await session.scalars(select(StaffBrand.brand_id).where(StaffBrand.staff_id == user.id))
+        ).all()
     )
     return _token(settings, user.id, {"kind": "staff", "role": user.role, "brands": brands})
 
@@ -103,13 +114,17 @@ async def trader_token(
     return _token(settings, trader.id, {"kind": "trader", "role": "trader", "brands": [brand_id]})
 
 
-@router.post("/partner/{brand_code}/token", response_model=TokenResponse, summary="IB partner login")
+@router.post(
+    "/partner/{brand_code}/token", response_model=TokenResponse, summary="IB partner login"
+)
 async def ib_token(
     brand_code: str, form: FormDep, session: SessionDep, settings: SettingsDep
 ) -> TokenResponse:
     brand_id = await _brand_id(session, brand_code)
     partner = await session.scalar(
-        select(IbPartner).where(IbPartner.brand_id == brand_id, IbPartner.email == form.username.lower())
+        select(IbPartner).where(
+            IbPartner.brand_id == brand_id, IbPartner.email == form.username.lower()
+        )
     )
     await _check_password(session, settings, partner, form.password, "ib")
     assert partner is not None

@@ -19,16 +19,19 @@ from fxcrm.models import KycDocument, ScreeningRecord, Trader, TradingAccount
 from fxcrm.workflows.onboarding_types import (
     ComplianceDecision,
     OnboardingState,
-    Stage,
     StaffActor,
     StaffKycDecision,
+    Stage,
 )
 
 router = APIRouter(prefix="/backoffice", tags=["backoffice"])
 
 PII_ROLES = {"admin", "onboarding", "compliance"}
 ReaderDep = Annotated[
-    Principal, Depends(require("admin", "onboarding", "compliance", "support", "auditor", "finance", "dealer"))
+    Principal,
+    Depends(
+        require("admin", "onboarding", "compliance", "support", "auditor", "finance", "dealer")
+    ),
 ]
 KycStaffDep = Annotated[Principal, Depends(require("admin", "onboarding"))]
 ComplianceDep = Annotated[Principal, Depends(require("admin", "compliance"))]
@@ -106,11 +109,18 @@ class Accepted(BaseModel):
 def _summary(t: Trader, principal: Principal) -> TraderSummary:
     show = principal.role in PII_ROLES
     return TraderSummary(
-        trader_id=t.id, brand_id=t.brand_id, email=t.email if show else mask_email(t.email),
+        trader_id=t.id,
+        brand_id=t.brand_id,
+        email=t.email if show else mask_email(t.email),
         first_name=t.first_name if show else mask_name(t.first_name),
-        last_name=t.last_name if show else mask_name(t.last_name), country=t.country,
-        account_type=t.account_type, status=t.status, stage=t.stage, kyc_status=t.kyc_status,
-        risk_category=t.risk_category, created_at=t.created_at,
+        last_name=t.last_name if show else mask_name(t.last_name),
+        country=t.country,
+        account_type=t.account_type,
+        status=t.status,
+        stage=t.stage,
+        kyc_status=t.kyc_status,
+        risk_category=t.risk_category,
+        created_at=t.created_at,
     )
 
 
@@ -142,14 +152,20 @@ async def list_traders(
         query = query.where(Trader.stage == stage)
     if status:
         query = query.where(Trader.status == status)
-    rows = (await session.scalars(query.order_by(Trader.created_at.desc()).limit(limit).offset(offset))).all()
+    rows = (
+        await session.scalars(query.order_by(Trader.created_at.desc()).limit(limit).offset(offset))
+    ).all()
     return [_summary(t, principal) for t in rows]
 
 
 @router.get("/traders/{trader_id}", response_model=TraderFile)
-async def trader_file(trader_id: str, principal: ReaderDep, session: SessionDep, temporal: TemporalDep) -> TraderFile:
+async def trader_file(
+    trader_id: str, principal: ReaderDep, session: SessionDep, temporal: TemporalDep
+) -> TraderFile:
     trader = await _scoped_trader(session, principal, trader_id)
-    docs = (await session.scalars(select(KycDocument).where(KycDocument.trader_id == trader_id))).all()
+    docs = (
+        await session.scalars(select(KycDocument).where(KycDocument.trader_id == trader_id))
+    ).all()
     fingerprints = {d.identity_fingerprint for d in docs if d.identity_fingerprint}
     reused = set()
     if fingerprints:
@@ -157,7 +173,8 @@ async def trader_file(trader_id: str, principal: ReaderDep, session: SessionDep,
             (
                 await session.scalars(
                     select(KycDocument.identity_fingerprint).where(
-                        KycDocument.identity_fingerprint.in_(fingerprints), KycDocument.trader_id != trader_id
+                        KycDocument.identity_fingerprint.in_(fingerprints),
+                        KycDocument.trader_id != trader_id,
                     )
                 )
             ).all()
@@ -165,7 +182,9 @@ async def trader_file(trader_id: str, principal: ReaderDep, session: SessionDep,
     screenings = (
         await session.scalars(select(ScreeningRecord).where(ScreeningRecord.trader_id == trader_id))
     ).all()
-    accounts = (await session.scalars(select(TradingAccount).where(TradingAccount.trader_id == trader_id))).all()
+    accounts = (
+        await session.scalars(select(TradingAccount).where(TradingAccount.trader_id == trader_id))
+    ).all()
     try:
         state: OnboardingState | None = await onboarding.onboarding_state(temporal, trader_id)
     except Problem:
@@ -177,23 +196,42 @@ async def trader_file(trader_id: str, principal: ReaderDep, session: SessionDep,
         rejection_reason=trader.rejection_reason,
         documents=[
             DocumentMeta(
-                document_id=d.id, kind=d.kind, doc_type=d.doc_type, issuing_country=d.issuing_country,
-                content_type=d.content_type, size=d.size, sha256=d.sha256, uploaded_at=d.uploaded_at,
+                document_id=d.id,
+                kind=d.kind,
+                doc_type=d.doc_type,
+                issuing_country=d.issuing_country,
+                content_type=d.content_type,
+                size=d.size,
+                sha256=d.sha256,
+                uploaded_at=d.uploaded_at,
                 duplicate_identity=d.identity_fingerprint in reused,
             )
             for d in docs
         ],
         screenings=[
             ScreeningView(
-                record_id=s.id, list_version=s.list_version, decision=s.decision, top_score=s.top_score,
-                is_pep=s.is_pep, matches=s.matches if show else [], review_decision=s.review_decision,
-                review_reason=s.review_reason, reviewed_by=s.reviewed_by, screened_at=s.screened_at,
+                record_id=s.id,
+                list_version=s.list_version,
+                decision=s.decision,
+                top_score=s.top_score,
+                is_pep=s.is_pep,
+                matches=s.matches if show else [],
+                review_decision=s.review_decision,
+                review_reason=s.review_reason,
+                reviewed_by=s.reviewed_by,
+                screened_at=s.screened_at,
             )
             for s in screenings
         ],
         accounts=[
-            {"account_id": a.id, "server_id": a.server_id, "login": a.login, "group": a.group,
-             "leverage": a.leverage, "status": a.status}
+            {
+                "account_id": a.id,
+                "server_id": a.server_id,
+                "login": a.login,
+                "group": a.group,
+                "leverage": a.leverage,
+                "status": a.status,
+            }
             for a in accounts
         ],
         onboarding=state,
@@ -209,12 +247,20 @@ async def download_document(
     if doc is None or doc.trader_id != trader.id:
         raise Problem(404, "Not found", "no such document")
     await append_audit(
-        session, actor=principal.actor, action="kyc.document_viewed", entity_type="kyc_document",
-        entity_id=doc.id, brand_id=trader.brand_id, after={"trader_id": trader.id},
+        session,
+        actor=principal.actor,
+        action="kyc.document_viewed",
+        entity_type="kyc_document",
+        entity_id=doc.id,
+        brand_id=trader.brand_id,
+        after={"trader_id": trader.id},
     )
     await session.commit()
-    return Response(doc.content, media_type=doc.content_type,
-                    headers={"Content-Disposition": f'attachment; filename="{doc.id}"'})
+    return Response(
+        doc.content,
+        media_type=doc.content_type,
+        headers={"Content-Disposition": f'attachment; filename="{doc.id}"'},
+    )
 
 
 def _actor(principal: Principal) -> StaffActor:
@@ -223,14 +269,22 @@ def _actor(principal: Principal) -> StaffActor:
 
 @router.post("/traders/{trader_id}/kyc-decision", status_code=202, response_model=Accepted)
 async def kyc_decision(
-    trader_id: str, body: KycDecisionRequest, principal: KycStaffDep, session: SessionDep, temporal: TemporalDep
+    trader_id: str,
+    body: KycDecisionRequest,
+    principal: KycStaffDep,
+    session: SessionDep,
+    temporal: TemporalDep,
 ) -> Accepted:
     await _scoped_trader(session, principal, trader_id)
     state = await onboarding.onboarding_state(temporal, trader_id)
     if state.stage != Stage.KYC_REVIEW:
-        raise Problem(409, "No KYC decision due", f"the application is in stage {state.stage.value}")
+        raise Problem(
+            409, "No KYC decision due", f"the application is in stage {state.stage.value}"
+        )
     await onboarding.signal(
-        temporal, trader_id, "staff_kyc_decision",
+        temporal,
+        trader_id,
+        "staff_kyc_decision",
         StaffKycDecision(actor=_actor(principal), decision=body.decision, reason=body.reason),
     )
     return Accepted(stage=state.stage.value)
@@ -238,15 +292,22 @@ async def kyc_decision(
 
 @router.post("/traders/{trader_id}/compliance-decision", status_code=202, response_model=Accepted)
 async def compliance_decision(
-    trader_id: str, body: ComplianceDecisionRequest, principal: ComplianceDep, session: SessionDep,
+    trader_id: str,
+    body: ComplianceDecisionRequest,
+    principal: ComplianceDep,
+    session: SessionDep,
     temporal: TemporalDep,
 ) -> Accepted:
     await _scoped_trader(session, principal, trader_id)
     state = await onboarding.onboarding_state(temporal, trader_id)
     if state.stage != Stage.COMPLIANCE_REVIEW:
-        raise Problem(409, "No compliance decision due", f"the application is in stage {state.stage.value}")
+        raise Problem(
+            409, "No compliance decision due", f"the application is in stage {state.stage.value}"
+        )
     await onboarding.signal(
-        temporal, trader_id, "compliance_decision",
+        temporal,
+        trader_id,
+        "compliance_decision",
         ComplianceDecision(actor=_actor(principal), decision=body.decision, reason=body.reason),
     )
     return Accepted(stage=state.stage.value)

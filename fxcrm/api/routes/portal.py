@@ -128,9 +128,17 @@ class Credentials(BaseModel):
     server_id: str
 
 
-@router.post("/{brand_code}/register", status_code=status.HTTP_201_CREATED, response_model=RegistrationResponse)
+@router.post(
+    "/{brand_code}/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RegistrationResponse,
+)
 async def register(
-    brand_code: str, body: RegistrationRequest, session: SessionDep, settings: SettingsDep, temporal: TemporalDep
+    brand_code: str,
+    body: RegistrationRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
 ) -> RegistrationResponse:
     brand = await session.scalar(select(Brand).where(Brand.code == brand_code))
     if brand is None:
@@ -138,14 +146,23 @@ async def register(
     config = BrandConfig.model_validate(brand.config)
     try:
         check_registration(
-            born=body.date_of_birth, country=body.country, phone=body.phone, brand=config,
+            born=body.date_of_birth,
+            country=body.country,
+            phone=body.phone,
+            brand=config,
             today=datetime.now(UTC).date(),
         )
     except RegistrationRefused as exc:
-        raise Problem(422, "Registration refused", str(exc), type_="/problems/registration", field=exc.field) from exc
+        raise Problem(
+            422, "Registration refused", str(exc), type_="/problems/registration", field=exc.field
+        ) from exc
     email = body.email.lower()
-    if await session.scalar(select(Trader.id).where(Trader.brand_id == brand.id, Trader.email == email)):
-        raise Problem(409, "Email already registered", "this email is already registered with the brand")
+    if await session.scalar(
+        select(Trader.id).where(Trader.brand_id == brand.id, Trader.email == email)
+    ):
+        raise Problem(
+            409, "Email already registered", "this email is already registered with the brand"
+        )
     ib_partner_id = None
     if body.ib_referral_code:
         ib_partner_id = await session.scalar(
@@ -154,49 +171,79 @@ async def register(
             )
         )
         if ib_partner_id is None:
-            raise Problem(422, "Unknown referral code", "the IB referral code does not exist",
-                          type_="/problems/registration", field="ib_referral_code")
+            raise Problem(
+                422,
+                "Unknown referral code",
+                "the IB referral code does not exist",
+                type_="/problems/registration",
+                field="ib_referral_code",
+            )
     trader = Trader(
-        brand_id=brand.id, email=email, password_hash=hash_password(body.password),
-        first_name=body.first_name.strip(), last_name=body.last_name.strip(),
+        brand_id=brand.id,
+        email=email,
+        password_hash=hash_password(body.password),
+        first_name=body.first_name.strip(),
+        last_name=body.last_name.strip(),
         middle_name=body.middle_name.strip() if body.middle_name else None,
-        date_of_birth=body.date_of_birth.isoformat(), phone=body.phone,
-        address=body.address.model_dump_json(), country=body.country, account_type=body.account_type,
+        date_of_birth=body.date_of_birth.isoformat(),
+        phone=body.phone,
+        address=body.address.model_dump_json(),
+        country=body.country,
+        account_type=body.account_type,
         is_pep_declared=body.is_pep,
         questionnaire=body.questionnaire.model_dump() if body.questionnaire else None,
-        ib_referral_code=body.ib_referral_code if ib_partner_id else None, ib_partner_id=ib_partner_id,
+        ib_referral_code=body.ib_referral_code if ib_partner_id else None,
+        ib_partner_id=ib_partner_id,
         stage=Stage.DOCUMENTS.value,
     )
     session.add(trader)
     try:
         await session.flush()
     except IntegrityError:
-        raise Problem(409, "Email already registered", "this email is already registered with the brand") from None
+        raise Problem(
+            409, "Email already registered", "this email is already registered with the brand"
+        ) from None
     await append_audit(
-        session, actor=Actor(type="trader", id=trader.id), action="trader.registered", entity_type="trader",
-        entity_id=trader.id, brand_id=brand.id,
-        after={"country": trader.country, "account_type": trader.account_type,
-               "ib_partner_id": ib_partner_id, "is_pep_declared": body.is_pep},
+        session,
+        actor=Actor(type="trader", id=trader.id),
+        action="trader.registered",
+        entity_type="trader",
+        entity_id=trader.id,
+        brand_id=brand.id,
+        after={
+            "country": trader.country,
+            "account_type": trader.account_type,
+            "ib_partner_id": ib_partner_id,
+            "is_pep_declared": body.is_pep,
+        },
         workflow_id=onboarding.onboarding_workflow_id(trader.id),
     )
     await session.commit()
     await _start(temporal, settings.task_queue, trader, brand_code)
     return RegistrationResponse(
-        trader_id=trader.id, workflow_id=onboarding.onboarding_workflow_id(trader.id), stage=trader.stage
+        trader_id=trader.id,
+        workflow_id=onboarding.onboarding_workflow_id(trader.id),
+        stage=trader.stage,
     )
 
 
 async def _start(temporal: TemporalDep, task_queue: str, trader: Trader, brand_code: str) -> None:
     try:
         await onboarding.start_onboarding(
-            temporal, task_queue,
-            OnboardingInput(trader_id=trader.id, brand_id=trader.brand_id, account_type=trader.account_type),
+            temporal,
+            task_queue,
+            OnboardingInput(
+                trader_id=trader.id, brand_id=trader.brand_id, account_type=trader.account_type
+            ),
             brand_code,
         )
     except RPCError as exc:
         log.error("onboarding start failed", trader_id=trader.id, error=exc.message)
-        raise Problem(503, "Onboarding not started",
-                      "registered, but onboarding could not start; retry POST /portal/me/onboarding") from exc
+        raise Problem(
+            503,
+            "Onboarding not started",
+            "registered, but onboarding could not start; retry POST /portal/me/onboarding",
+        ) from exc
 
 
 @router.post("/me/onboarding", status_code=status.HTTP_202_ACCEPTED, response_model=OnboardingView)
@@ -221,9 +268,17 @@ async def _trader(session: SessionDep, trader_id: str) -> Trader:
 async def me(me: TraderDep, session: SessionDep) -> Me:
     t = await _trader(session, me.id)
     return Me(
-        trader_id=t.id, email=t.email, first_name=t.first_name, last_name=t.last_name, country=t.country,
-        account_type=t.account_type, status=t.status, stage=t.stage, kyc_status=t.kyc_status,
-        risk_category=t.risk_category, rejection_reason=t.rejection_reason,
+        trader_id=t.id,
+        email=t.email,
+        first_name=t.first_name,
+        last_name=t.last_name,
+        country=t.country,
+        account_type=t.account_type,
+        status=t.status,
+        stage=t.stage,
+        kyc_status=t.kyc_status,
+        risk_category=t.risk_category,
+        rejection_reason=t.rejection_reason,
     )
 
 
@@ -231,16 +286,27 @@ async def me(me: TraderDep, session: SessionDep) -> Me:
 async def onboarding_view(me: TraderDep, temporal: TemporalDep) -> OnboardingView:
     state = await onboarding.onboarding_state(temporal, me.id)
     received = sorted(k for k, ids in state.documents.items() if ids)
-    missing = [k for k in ("identity", "address") if k not in received] if state.stage == Stage.DOCUMENTS else []
+    missing = (
+        [k for k in ("identity", "address") if k not in received]
+        if state.stage == Stage.DOCUMENTS
+        else []
+    )
     message = None
     if state.stage == Stage.DOCUMENTS and state.kyc_attempts:
         message = state.manual_review_reason
     elif state.stage in {Stage.REJECTED, Stage.EXPIRED}:
-        message = "We are unable to open an account for you." if state.stage == Stage.REJECTED else (
-            "Your application expired.")
+        message = (
+            "We are unable to open an account for you."
+            if state.stage == Stage.REJECTED
+            else ("Your application expired.")
+        )
     return OnboardingView(
-        stage=state.stage.value, kyc_status=state.kyc_status, documents_received=received,
-        documents_missing=missing, message=message, login=state.login,
+        stage=state.stage.value,
+        kyc_status=state.kyc_status,
+        documents_received=received,
+        documents_missing=missing,
+        message=message,
+        login=state.login,
     )
 
 
@@ -248,6 +314,7 @@ async def onboarding_view(me: TraderDep, temporal: TemporalDep) -> OnboardingVie
 async def upload_document(
     me: TraderDep,
     session: SessionDep,
+    settings: SettingsDep,
     temporal: TemporalDep,
     kind: Annotated[Literal["identity", "address"], Form()],
     doc_type: Annotated[str, Form(max_length=20)],
@@ -257,53 +324,114 @@ async def upload_document(
 ) -> DocumentReceipt:
     allowed = IDENTITY_DOCUMENT_TYPES if kind == "identity" else PROOF_OF_ADDRESS_TYPES
     if doc_type not in allowed:
-        raise Problem(422, "Wrong document type", f"{doc_type} is not a {kind} document; use one of "
-                      + ", ".join(sorted(allowed)), type_="/problems/document", field="doc_type")
+        raise Problem(
+            422,
+            "Wrong document type",
+            f"{doc_type} is not a {kind} document; use one of " + ", ".join(sorted(allowed)),
+            type_="/problems/document",
+            field="doc_type",
+        )
     if not known_country(issuing_country):
-        raise Problem(422, "Unknown country", f"unknown issuing country {issuing_country!r}",
-                      type_="/problems/document", field="issuing_country")
+        raise Problem(
+            422,
+            "Unknown country",
+            f"unknown issuing country {issuing_country!r}",
+            type_="/problems/document",
+            field="issuing_country",
+        )
     if kind == "identity" and not document_number:
-        raise Problem(422, "Document number required", "an identity document needs its number",
-                      type_="/problems/document", field="document_number")
+        raise Problem(
+            422,
+            "Document number required",
+            "an identity document needs its number",
+            type_="/problems/document",
+            field="document_number",
+        )
     content = await file.read(MAX_DOCUMENT_BYTES + 1)
     content_type = file.content_type or "application/octet-stream"
     try:
         validate_document(doc_type, content_type, content)
+        fingerprint = (
+            identity_document_fingerprint(
+                doc_type,
+                issuing_country.upper(),
+                document_number,
+                pepper=settings.secret_key.encode(),
+            )
+            if kind == "identity" and document_number
+            else None
+        )
     except DocumentRejected as exc:
-        status_code = 413 if exc.reason_code == "too_large" else 415 if "type" in exc.reason_code else 422
-        raise Problem(status_code, "Document refused", str(exc), type_="/problems/document",
-                      reason=exc.reason_code) from exc
+        status_code = {"too_large": 413, "unsupported_type": 415, "type_mismatch": 415}.get(
+            exc.reason_code, 422
+        )
+        raise Problem(
+            status_code,
+            "Document refused",
+            str(exc),
+            type_="/problems/document",
+            reason=exc.reason_code,
+        ) from exc
     state = await onboarding.onboarding_state(temporal, me.id)
     if state.stage != Stage.DOCUMENTS:
-        raise Problem(409, "Documents not expected", f"the application is in stage {state.stage.value}")
+        raise Problem(
+            409, "Documents not expected", f"the application is in stage {state.stage.value}"
+        )
     trader = await _trader(session, me.id)
     doc = KycDocument(
-        trader_id=trader.id, kind=kind, doc_type=doc_type, issuing_country=issuing_country.upper(),
-        content_type=content_type, size=len(content), sha256=sha256_hex(content),
-        filename=(file.filename or "document")[:200], content=content,
-        identity_fingerprint=identity_document_fingerprint(doc_type, issuing_country, document_number)
-        if kind == "identity" and document_number else None,
+        trader_id=trader.id,
+        kind=kind,
+        doc_type=doc_type,
+        issuing_country=issuing_country.upper(),
+        content_type=content_type,
+        size=len(content),
+        sha256=sha256_hex(content),
+        filename=(file.filename or "document")[:200],
+        content=content,
+        identity_fingerprint=fingerprint,
     )
     session.add(doc)
     await session.flush()
     await append_audit(
-        session, actor=me.actor, action="kyc.document_uploaded", entity_type="kyc_document",
-        entity_id=doc.id, brand_id=trader.brand_id,
-        after={"trader_id": trader.id, "kind": kind, "doc_type": doc_type, "sha256": doc.sha256, "size": doc.size},
+        session,
+        actor=me.actor,
+        action="kyc.document_uploaded",
+        entity_type="kyc_document",
+        entity_id=doc.id,
+        brand_id=trader.brand_id,
+        after={
+            "trader_id": trader.id,
+            "kind": kind,
+            "doc_type": doc_type,
+            "sha256": doc.sha256,
+            "size": doc.size,
+        },
         workflow_id=onboarding.onboarding_workflow_id(trader.id),
     )
     await session.commit()
-    await onboarding.signal(temporal, me.id, "document_uploaded", DocumentUploaded(document_id=doc.id, kind=kind))
-    return DocumentReceipt(document_id=doc.id, kind=kind, doc_type=doc_type, size=doc.size, sha256=doc.sha256)
+    await onboarding.signal(
+        temporal, me.id, "document_uploaded", DocumentUploaded(document_id=doc.id, kind=kind)
+    )
+    return DocumentReceipt(
+        document_id=doc.id, kind=kind, doc_type=doc_type, size=doc.size, sha256=doc.sha256
+    )
 
 
 @router.get("/me/accounts", response_model=list[AccountView])
 async def my_accounts(me: TraderDep, session: SessionDep) -> list[AccountView]:
-    accounts = (await session.scalars(select(TradingAccount).where(TradingAccount.trader_id == me.id))).all()
+    accounts = (
+        await session.scalars(select(TradingAccount).where(TradingAccount.trader_id == me.id))
+    ).all()
     return [
         AccountView(
-            account_id=a.id, platform=a.platform, server_id=a.server_id, login=a.login, group=a.group,
-            leverage=a.leverage, currency=a.currency, status=a.status,
+            account_id=a.id,
+            platform=a.platform,
+            server_id=a.server_id,
+            login=a.login,
+            group=a.group,
+            leverage=a.leverage,
+            currency=a.currency,
+            status=a.status,
             credentials_available=a.status == "open" and a.initial_credentials is not None,
         )
         for a in accounts
@@ -319,14 +447,25 @@ async def reveal_credentials(account_id: str, me: TraderDep, session: SessionDep
     if account.status != "open" or account.login is None:
         raise Problem(409, "Account not open yet", "the account is still being opened")
     if account.initial_credentials is None:
-        raise Problem(410, "Credentials already shown", "the passwords were shown once and then erased")
+        raise Problem(
+            410, "Credentials already shown", "the passwords were shown once and then erased"
+        )
     creds = json.loads(account.initial_credentials)
     account.initial_credentials = None
     account.credentials_revealed_at = utcnow()
     await append_audit(
-        session, actor=me.actor, action="trading_account.credentials_revealed", entity_type="trading_account",
-        entity_id=account.id, brand_id=account.brand_id, after={"login": account.login},
+        session,
+        actor=me.actor,
+        action="trading_account.credentials_revealed",
+        entity_type="trading_account",
+        entity_id=account.id,
+        brand_id=account.brand_id,
+        after={"login": account.login},
     )
     await session.commit()
-    return Credentials(login=account.login, main_password=creds["main"], investor_password=creds["investor"],
-                       server_id=account.server_id)
+    return Credentials(
+        login=account.login,
+        main_password=creds["main"],
+        investor_password=creds["investor"],
+        server_id=account.server_id,
+    )

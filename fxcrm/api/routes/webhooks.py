@@ -27,7 +27,9 @@ class WebhookAck(BaseModel):
 
 
 @router.post("/kyc/sumsub", response_model=WebhookAck)
-async def kyc_webhook(request: Request, kyc: KycDep, session: SessionDep, temporal: TemporalDep) -> WebhookAck:
+async def kyc_webhook(
+    request: Request, kyc: KycDep, session: SessionDep, temporal: TemporalDep
+) -> WebhookAck:
     raw = await request.body()
     if len(raw) > MAX_WEBHOOK_BYTES:
         raise Problem(413, "Payload too large")
@@ -48,8 +50,11 @@ async def kyc_webhook(request: Request, kyc: KycDep, session: SessionDep, tempor
     duplicate = stored is not None
     if stored is None:
         stored = ProviderWebhook(
-            provider=PROVIDER, event_key=event.event_key, provider_ref=event.provider_ref,
-            event_type=event.type, raw_body=raw,
+            provider=PROVIDER,
+            event_key=event.event_key,
+            provider_ref=event.provider_ref,
+            event_type=event.type,
+            raw_body=raw,
             headers={k: v for k, v in headers.items() if k.startswith("x-") or k == "content-type"},
             provider_created_at=event.created_at,
         )
@@ -62,7 +67,9 @@ async def kyc_webhook(request: Request, kyc: KycDep, session: SessionDep, tempor
     if stored.signalled_at is not None:
         return WebhookAck(status="duplicate")
 
-    trader_id = await session.scalar(select(Trader.id).where(Trader.kyc_applicant_id == event.provider_ref))
+    trader_id = await session.scalar(
+        select(Trader.id).where(Trader.kyc_applicant_id == event.provider_ref)
+    )
     if trader_id is None:
         log.warning("kyc webhook for an unknown applicant", applicant=event.provider_ref)
         return WebhookAck(status="unmatched")
@@ -70,15 +77,21 @@ async def kyc_webhook(request: Request, kyc: KycDep, session: SessionDep, tempor
     try:
         await onboarding.handle(temporal, trader_id).signal(
             "kyc_event",
-            KycEvent(event_key=event.event_key, event_type=event.type, status=str(status),
-                     created_at=event.created_at),
+            KycEvent(
+                event_key=event.event_key,
+                event_type=event.type,
+                status=str(status),
+                created_at=event.created_at,
+            ),
         )
     except RPCError as exc:
         # Closed workflow: the event stays stored for the case file. Temporal down: the provider
         # retries, and the unsignalled stored event is signalled then.
         log.warning("kyc webhook not signalled", trader_id=trader_id, error=exc.message)
         if "not found" not in exc.message.lower() and "completed" not in exc.message.lower():
-            raise Problem(503, "Try again", "the event is stored but could not be delivered yet") from exc
+            raise Problem(
+                503, "Try again", "the event is stored but could not be delivered yet"
+            ) from exc
     stored.signalled_at = utcnow()
     await session.commit()
     return WebhookAck(status="duplicate" if duplicate else "accepted")

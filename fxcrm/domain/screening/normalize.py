@@ -167,6 +167,7 @@ _NAME_GROUPS: tuple[str, ...] = (
     "walid waleed oualid",
     "faisal faysal feisal faycal",
     "abu abou",
+    "ali aly",
     "usama osama oussama",
     "zakaria zakariya zakariyya zakariah",
     "mustafa mostafa moustafa mustapha",

@@ -27,6 +27,7 @@ PHONETIC_FACTOR = 0.9  # JW x 0.9 when only the metaphone codes agree
 LEVENSHTEIN_MAX_EDITS = 4
 LEVENSHTEIN_MAX_PCT = 0.2
 PHONETIC_MIN_LEN = 3
+MIN_FUZZY_LEN = 4  # shorter parts must be equal, initials or same-name variants
 
 # Part weights (doc defaults).
 FAMILY_WEIGHT = 1.3
@@ -61,23 +62,60 @@ TERRITORY_OVERLAPS: dict[str, frozenset[str]] = {
 
 @dataclass(frozen=True, slots=True)
 class PreparedName:
-    """A normalized name ready for comparison."""
+    """A normalized name ready for comparison, with per-part weights precomputed."""
 
     display: str
     parts: tuple[NamePart, ...]
     key: str
     numbers: frozenset[str]
+    texts: tuple[str, ...]
+    weights: tuple[float, ...]
+    informative: tuple[bool, ...]  # NAME or NUMERIC part (not a particle or legal form)
 
     @classmethod
     def of(cls, display: str, parts: tuple[NamePart, ...]) -> PreparedName:
-        numbers = frozenset(p.text for p in parts if p.kind is PartKind.NUMERIC)
-        return cls(display, parts, name_key(parts), numbers)
+        return cls(
+            display=display,
+            parts=parts,
+            key=name_key(parts),
+            numbers=frozenset(p.text for p in parts if p.kind is PartKind.NUMERIC),
+            texts=tuple(p.text for p in parts),
+            weights=tuple(part_weight(p) for p in parts),
+            informative=tuple(p.kind is PartKind.NAME or p.kind is PartKind.NUMERIC for p in parts),
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class NameScore:
+    """A name score plus the aligned part pairs (i, j, similarity, weight) behind it."""
+
     score: float
-    parts: tuple[AlignedPart, ...]
+    query: PreparedName | None = None
+    result: PreparedName | None = None
+    pairs: tuple[tuple[int, int, float, float], ...] = ()
+
+    def explain(self) -> list[AlignedPart]:
+        """Evidence for a reported match; built lazily since batches score millions of pairs."""
+        if self.query is None or self.result is None:
+            return []
+        q, r = self.query, self.result
+        out = [
+            AlignedPart(query_part=q.texts[i], list_part=r.texts[j], score=round(s, 4), weight=round(w, 3))
+            for i, j, s, w in self.pairs
+        ]
+        used_q = {i for i, _, _, _ in self.pairs}
+        used_r = {j for _, j, _, _ in self.pairs}
+        out += [
+            AlignedPart(query_part=t, list_part=None, score=0.0, weight=round(w * UNMATCHED_QUERY_WEIGHT, 3))
+            for i, (t, w) in enumerate(zip(q.texts, q.weights, strict=True))
+            if i not in used_q
+        ]
+        out += [
+            AlignedPart(query_part=None, list_part=t, score=0.0, weight=round(w * UNMATCHED_RESULT_WEIGHT, 3))
+            for j, (t, w) in enumerate(zip(r.texts, r.weights, strict=True))
+            if j not in used_r
+        ]
+        return out
 
 
 @lru_cache(maxsize=65536)
@@ -103,6 +141,8 @@ def part_similarity(a: str, b: str) -> float:
         return NAME_GROUP_SCORE
     if any(c.isdigit() for c in a + b):
         return 0.0  # numbers only match exactly
+    if min(len(a), len(b)) < MIN_FUZZY_LEN:
+        return 0.0  # "Ali"/"Wali": one edit in three letters is another name, not a typo
     jw = JaroWinkler.similarity(a, b)
     if jw < FUZZY_FLOOR:
         return 0.0
@@ -126,57 +166,46 @@ def part_weight(part: NamePart) -> float:
 
 def score_name(query: PreparedName, result: PreparedName) -> NameScore:
     """Weighted mean of greedily aligned part similarities (unmatched parts score 0)."""
-    qparts, rparts = query.parts, result.parts
-    if not qparts or not rparts:
-        return NameScore(0.0, ())
+    qtexts, rtexts = query.texts, result.texts
+    if not qtexts or not rtexts:
+        return NameScore(0.0)
     if query.key == result.key:
-        aligned = tuple(AlignedPart(query_part=p.text, list_part=p.text, score=1.0, weight=1.0)
-                        for p in qparts)
-        return NameScore(1.0, aligned)
+        pairs = tuple((i, result.texts.index(t), 1.0, query.weights[i]) for i, t in enumerate(qtexts))
+        return NameScore(1.0, query, result, pairs)
 
-    pairs: list[tuple[float, float, int, int]] = []
-    for i, qp in enumerate(qparts):
-        for j, rp in enumerate(rparts):
-            sim = part_similarity(qp.text, rp.text)
+    candidates: list[tuple[float, float, int, int]] = []
+    for i, qt in enumerate(qtexts):
+        for j, rt in enumerate(rtexts):
+            sim = part_similarity(qt, rt)
             if sim > 0.0:
-                weight = max(part_weight(qp), part_weight(rp))
-                if len(qp.text) == 1 or len(rp.text) == 1:
+                weight = max(query.weights[i], result.weights[j])
+                if len(qt) == 1 or len(rt) == 1:
                     weight *= INITIAL_WEIGHT
-                pairs.append((sim, weight, i, j))
+                candidates.append((sim, weight, i, j))
+    if not candidates:
+        return NameScore(0.0)
     # Greedy best pair first (the doc allows Hungarian for >= 4 parts; greedy is exact on the
     # usual 2-4 part names and far cheaper).
-    pairs.sort(reverse=True)
+    candidates.sort(reverse=True)
     used_q: set[int] = set()
     used_r: set[int] = set()
-    aligned_parts: list[AlignedPart] = []
+    matched: list[tuple[int, int, float, float]] = []
     numerator = 0.0
-    denominator = 0.0
     informative = False
-    for sim, weight, i, j in pairs:
+    for sim, weight, i, j in candidates:
         if i in used_q or j in used_r:
             continue
         used_q.add(i)
         used_r.add(j)
         numerator += sim * weight
-        denominator += weight
-        if qparts[i].kind is PartKind.NAME or qparts[i].kind is PartKind.NUMERIC:
-            informative = True
-        aligned_parts.append(
-            AlignedPart(query_part=qparts[i].text, list_part=rparts[j].text, score=sim, weight=weight)
-        )
+        informative = informative or query.informative[i]
+        matched.append((i, j, sim, weight))
     if not informative:
-        return NameScore(0.0, ())  # only particles or legal forms in common ("Al ... LLC")
-    for i, qp in enumerate(qparts):
-        if i not in used_q:
-            weight = part_weight(qp) * UNMATCHED_QUERY_WEIGHT
-            denominator += weight
-            aligned_parts.append(AlignedPart(query_part=qp.text, list_part=None, score=0.0, weight=weight))
-    for j, rp in enumerate(rparts):
-        if j not in used_r:
-            weight = part_weight(rp) * UNMATCHED_RESULT_WEIGHT
-            denominator += weight
-            aligned_parts.append(AlignedPart(query_part=None, list_part=rp.text, score=0.0, weight=weight))
-    return NameScore(numerator / denominator, tuple(aligned_parts))
+        return NameScore(0.0)  # only particles or legal forms in common ("Al ... LLC")
+    denominator = sum(w for _, _, _, w in matched)
+    denominator += UNMATCHED_QUERY_WEIGHT * sum(w for i, w in enumerate(query.weights) if i not in used_q)
+    denominator += UNMATCHED_RESULT_WEIGHT * sum(w for j, w in enumerate(result.weights) if j not in used_r)
+    return NameScore(numerator / denominator, query, result, tuple(matched))
 
 
 def numbers_adjustment(query: PreparedName, result: PreparedName, score: float) -> QualifierAdjustment | None:

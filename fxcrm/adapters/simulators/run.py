@@ -1,0 +1,41 @@
+"""Runs one simulator on its default port for `fxcrm simulator` and `make dev`."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fxcrm.core.config import ROOT, Settings
+
+MT5_PORT = 7101
+KYC_PORT = 7111
+
+
+def run_simulator(kind: str, port: int | None, settings: Settings) -> None:
+    var = ROOT / "var"
+    var.mkdir(exist_ok=True)
+    if kind == "mt5":
+        from fxcrm.adapters.simulators.mt5.serve import main
+
+        main(
+            [
+                "--port",
+                str(port or MT5_PORT),
+                "--cert-dir",
+                str(var / "certs"),
+                "--state-file",
+                str(var / "mt5-simulator.json"),
+            ]
+        )
+    elif kind == "kyc":
+        from fxcrm.adapters.simulators.kyc import KycSimConfig, run_kyc_simulator
+
+        config = KycSimConfig(
+            app_token=settings.kyc_app_token,
+            secret_key=settings.kyc_secret_key,
+            webhook_secret=settings.kyc_webhook_secret,
+            webhook_url=f"http://{settings.api_host}:{settings.api_port}/webhooks/kyc/sumsub",
+            review_delay_seconds=2.0,
+        )
+        asyncio.run(run_kyc_simulator("127.0.0.1", port or KYC_PORT, config))
+    else:
+        raise ValueError(f"unknown simulator {kind}")

@@ -1,0 +1,178 @@
+"""Stage 1: candidate generation without a search engine (COMPLIANCE.md §2.1).
+
+List tokens go into an inverted index. A query token reaches list tokens that are equal, fuzzy
+neighbours (Jaro-Winkler >= 0.88 with a plausible Levenshtein distance, one batched rapidfuzz
+`cdist`), phonetic twins (metaphone) or spelling variants of the same given name. A list name
+becomes a candidate when it shares a rare token with the query and the shared rarity
+(sum of idf) covers enough of the query's rarity.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from rapidfuzz import process
+from rapidfuzz.distance import JaroWinkler
+
+from fxcrm.domain.screening.normalize import NAME_GROUPS, PartKind
+from fxcrm.domain.screening.scorer import PreparedName, levenshtein_plausible, metaphone
+
+FUZZY_TOKEN_CUTOFF = 0.88
+FREQUENT_TOKEN_SHARE = 0.01  # tokens in > 1% of names (Mohammed, Ali, Bank) never block alone
+MIN_IDF_COVERAGE = 0.4
+TOP_K = 50
+PHONETIC_SIMILARITY = 0.9
+CDIST_CHUNK = 512  # query rows per cdist call: bounds the float32 matrix to ~40 MB
+
+TokenMatches = dict[int, float]  # list token id -> similarity to the query token
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedName:
+    entity: int  # position of the entity in the Screener
+    name: PreparedName
+    tokens: frozenset[int]  # blocking token ids
+
+
+def blocking_tokens(name: PreparedName) -> list[str]:
+    """Particles and legal forms are kept for scoring but never create candidates."""
+    return [p.text for p in name.parts if p.kind is PartKind.NAME or p.kind is PartKind.NUMERIC]
+
+
+class CandidateIndex:
+    """Inverted token, phonetic and name-variant indexes over all strong list names."""
+
+    def __init__(self, names: Sequence[tuple[int, PreparedName]]) -> None:
+        self.token_ids: dict[str, int] = {}
+        postings: list[list[int]] = []
+        self.names: list[IndexedName] = []
+        for entity, name in names:
+            ids: set[int] = set()
+            for token in blocking_tokens(name):
+                tid = self.token_ids.setdefault(token, len(self.token_ids))
+                if tid == len(postings):
+                    postings.append([])
+                ids.add(tid)
+            for tid in ids:
+                postings[tid].append(len(self.names))
+            self.names.append(IndexedName(entity, name, frozenset(ids)))
+        self.vocabulary: list[str] = list(self.token_ids)
+        self.postings: list[tuple[int, ...]] = [tuple(p) for p in postings]
+        total = max(len(self.names), 1)
+        self.idf: list[float] = [math.log(total / len(p)) for p in self.postings]
+        self.idf_max = math.log(total) if total > 1 else 1.0
+        self.frequent: list[bool] = [len(p) / total > FREQUENT_TOKEN_SHARE for p in self.postings]
+        self.phonetic: dict[str, list[int]] = defaultdict(list)
+        self.groups: dict[str, list[int]] = defaultdict(list)
+        for token, tid in self.token_ids.items():
+            code = metaphone(token) if not token.isdigit() else ""
+            if code:
+                self.phonetic[code].append(tid)
+            group = NAME_GROUPS.get(token)
+            if group is not None:
+                self.groups[group].append(tid)
+
+    # -- query token expansion -------------------------------------------------------------
+
+    def match_tokens(self, tokens: Iterable[str]) -> dict[str, TokenMatches]:
+        """Expand query tokens to list tokens; one batched cdist for all tokens of a batch."""
+        distinct = sorted(set(tokens))
+        result: dict[str, TokenMatches] = {t: self._exact_and_symbolic(t) for t in distinct}
+        fuzzy = [t for t in distinct if len(t) > 1 and not any(c.isdigit() for c in t)]
+        if not fuzzy or not self.vocabulary:
+            return result
+        for start in range(0, len(fuzzy), CDIST_CHUNK):
+            chunk = fuzzy[start : start + CDIST_CHUNK]
+            matrix = process.cdist(
+                chunk,
+                self.vocabulary,
+                scorer=JaroWinkler.normalized_similarity,
+                score_cutoff=FUZZY_TOKEN_CUTOFF,
+                dtype=np.float32,
+                workers=-1,
+            )
+            rows, cols = np.nonzero(matrix)
+            for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
+                token = chunk[row]
+                if levenshtein_plausible(token, self.vocabulary[col]):
+                    matches = result[token]
+                    sim = float(matrix[row, col])
+                    if sim > matches.get(col, 0.0):
+                        matches[col] = sim
+        return result
+
+    def _exact_and_symbolic(self, token: str) -> TokenMatches:
+        matches: TokenMatches = {}
+        group = NAME_GROUPS.get(token)
+        if group is not None:
+            for tid in self.groups.get(group, ()):
+                matches[tid] = PHONETIC_SIMILARITY
+        code = metaphone(token) if not any(c.isdigit() for c in token) else ""
+        if code:
+            for tid in self.phonetic.get(code, ()):
+                matches[tid] = PHONETIC_SIMILARITY
+        exact = self.token_ids.get(token)
+        if exact is not None:
+            matches[exact] = 1.0
+        return matches
+
+    # -- candidate selection ---------------------------------------------------------------
+
+    def query_idf(self, token: str, matches: TokenMatches) -> float:
+        """Rarity of a query token; an unknown token with no neighbours is maximally rare."""
+        exact = self.token_ids.get(token)
+        if exact is not None:
+            return self.idf[exact]
+        if matches:
+            return max(self.idf[tid] for tid in matches)
+        return self.idf_max
+
+    def candidates(self, query: PreparedName, expanded: dict[str, TokenMatches]) -> dict[int, float]:
+        """Candidate list names for one query name: name index -> idf coverage in [0, 1]."""
+        tokens = list(dict.fromkeys(blocking_tokens(query)))
+        if not tokens:
+            return {}
+        weights = {t: self.query_idf(t, expanded.get(t, {})) for t in tokens}
+        total_weight = sum(weights.values())
+        if total_weight <= 0.0:
+            return {}
+
+        coverage: dict[int, float] = defaultdict(float)
+        frequent_matches: dict[str, TokenMatches] = {}
+        for token in tokens:
+            best: dict[int, float] = {}
+            frequent: TokenMatches = {}
+            for tid, sim in expanded.get(token, {}).items():
+                if self.frequent[tid]:
+                    frequent[tid] = sim
+                    continue
+                for n in self.postings[tid]:
+                    if sim > best.get(n, 0.0):
+                        best[n] = sim
+            for n, sim in best.items():
+                coverage[n] += weights[token] * sim
+            if frequent:
+                frequent_matches[token] = frequent
+
+        if len(frequent_matches) >= 2:
+            # Frequent tokens never block alone, but two of them together ("Mohammed Ali") may.
+            hits: Counter[int] = Counter()
+            for matches in frequent_matches.values():
+                reached: set[int] = set()
+                for tid in matches:
+                    reached.update(self.postings[tid])
+                hits.update(reached)
+            for n, count in hits.items():
+                if count >= 2 and n not in coverage:
+                    coverage[n] = 0.0
+
+        for n in coverage:
+            name_tokens = self.names[n].tokens
+            for token, matches in frequent_matches.items():
+                best_sim = max((sim for tid, sim in matches.items() if tid in name_tokens), default=0.0)
+                coverage[n] += weights[token] * best_sim
+        return {n: c / total_weight for n, c in coverage.items() if c / total_weight >= MIN_IDF_COVERAGE}

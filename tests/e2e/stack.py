@@ -1,0 +1,140 @@
+"""The whole of fxcrm in one test process: API, worker, Temporal dev server, MT5 and KYC simulators.
+
+Only the Temporal dev server is a separate process (the real `temporal` CLI); the API and the
+simulators listen on real loopback ports, so webhooks and MT5 sessions cross real sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from fxcrm.activities.screening import ScreeningService
+from fxcrm.adapters.kyc.sumsub import SumsubClient
+from fxcrm.adapters.platforms.registry import PlatformRegistry
+from fxcrm.adapters.simulators.kyc import KycSimConfig, create_kyc_simulator, serving
+from fxcrm.adapters.simulators.mt5 import Mt5SimulatorThread
+from fxcrm.api.main import create_app
+from fxcrm.core.config import Settings
+from fxcrm.core.db import create_engine, session_factory
+from fxcrm.models import PlatformServer
+from fxcrm.seed import DEMO_SERVER, seed_demo
+from fxcrm.worker import build_worker, platform_factory
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sanctions"
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    api_url: str
+    kyc_url: str
+    client: Client
+    sessions: async_sessionmaker[AsyncSession]
+    mt5: Mt5SimulatorThread
+    http: httpx.AsyncClient
+
+
+def stack_settings(
+    database_url: str, temporal_address: str, kyc_url: str, api_port: int
+) -> Settings:
+    return Settings(
+        env="test",
+        database_url=database_url,
+        temporal_address=temporal_address,
+        task_queue=f"fxcrm-e2e-{uuid.uuid4().hex[:8]}",
+        kyc_base_url=kyc_url,
+        api_port=api_port,
+        sanctions_paths=",".join(
+            str(p) for p in sorted(FIXTURES.iterdir()) if not p.name.startswith(".")
+        ),
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    database_url: str,
+    temporal: Client,
+    mt5: Mt5SimulatorThread,
+    cafile: Path,
+    in_process_worker: bool = True,
+) -> AsyncIterator[Stack]:
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    await seed_demo(sessions, mt5_url=mt5.base_url)
+    async with sessions() as session, session.begin():
+        # The seed is idempotent: point the demo server at this run's simulator.
+        await session.execute(
+            update(PlatformServer)
+            .where(PlatformServer.id == DEMO_SERVER)
+            .values(base_url=mt5.base_url)
+        )
+    target = temporal.service_client.config.target_host
+    # The API first (the KYC simulator needs its URL), then the KYC simulator.
+    base = stack_settings(database_url, target, "http://unused", 0)
+    kyc_for_api = SumsubClient(
+        base_url="http://unused",
+        app_token=base.kyc_app_token,
+        secret_key=base.kyc_secret_key,
+        webhook_secret=base.kyc_webhook_secret,
+    )
+
+    async def temporal_client() -> Client:
+        return temporal
+
+    api = create_app(base, kyc=kyc_for_api, temporal_client=temporal_client)
+    async with serving(api) as api_url:  # type: ignore[arg-type]
+        kyc_app = create_kyc_simulator(
+            KycSimConfig(webhook_url=f"{api_url}/webhooks/kyc/sumsub", review_delay_seconds=0.2)
+        )
+        async with serving(kyc_app) as kyc_url:
+            settings = base.model_copy(
+                update={"kyc_base_url": kyc_url, "platform_tls_verify": False}
+            )
+            kyc = SumsubClient(
+                base_url=kyc_url,
+                app_token=settings.kyc_app_token,
+                secret_key=settings.kyc_secret_key,
+                webhook_secret=settings.kyc_webhook_secret,
+            )
+            platforms = PlatformRegistry(platform_factory(sessions, settings))
+            screening = ScreeningService.from_paths(
+                [Path(p) for p in settings.sanctions_paths.split(",")]
+            )
+            await screening.screener()
+            worker: Worker | None = None
+            if in_process_worker:
+                worker = build_worker(temporal, settings, sessions, kyc, platforms, screening)
+            async with httpx.AsyncClient(base_url=api_url, timeout=30) as http:
+                stack = Stack(settings, api_url, kyc_url, temporal, sessions, mt5, http)
+                if worker is None:
+                    yield stack
+                else:
+                    async with worker:
+                        yield stack
+            await platforms.close()
+            await kyc.close()
+    await kyc_for_api.close()
+    await engine.dispose()
+
+
+async def eventually(check, within: float = 30.0, interval: float = 0.2):  # type: ignore[no-untyped-def]
+    """Polls `check()` (async) until it returns a truthy value."""
+    deadline = asyncio.get_running_loop().time() + within
+    last = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {within}s (last: {last!r})")
