@@ -47,13 +47,13 @@ def test_password_hash_roundtrip() -> None:
 
 
 def test_expired_and_forged_tokens_are_refused() -> None:
-    token = issue_token("secret", "user-1", {"role": "admin"}, minutes=-1)
+    token = issue_token("s" * 40, "user-1", {"role": "admin"}, minutes=-1)
     with pytest.raises(jwt.ExpiredSignatureError):
-        decode_token("secret", token)
-    good = issue_token("secret", "user-1", {"role": "admin"}, minutes=5)
-    assert decode_token("secret", good)["role"] == "admin"
+        decode_token("s" * 40, token)
+    good = issue_token("s" * 40, "user-1", {"role": "admin"}, minutes=5)
+    assert decode_token("s" * 40, good)["role"] == "admin"
     with pytest.raises(jwt.InvalidSignatureError):
-        decode_token("other-secret", good)
+        decode_token("o" * 40, good)
 
 
 def test_field_cipher_rotation() -> None:

@@ -31,7 +31,8 @@ from fxcrm.models import PlatformServer
 from fxcrm.seed import DEMO_SERVER, seed_demo
 from fxcrm.worker import build_worker, platform_factory
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sanctions"
+# A committed extract of the real OFAC SDN list (CSV trio).
+SANCTIONS_LIST = Path("/tmp/ofac")
 
 
 @dataclass
@@ -55,9 +56,7 @@ def stack_settings(
         task_queue=f"fxcrm-e2e-{uuid.uuid4().hex[:8]}",
         kyc_base_url=kyc_url,
         api_port=api_port,
-        sanctions_paths=",".join(
-            str(p) for p in sorted(FIXTURES.iterdir()) if not p.name.startswith(".")
-        ),
+        sanctions_paths=str(SANCTIONS_LIST),
     )
 
 

@@ -105,10 +105,15 @@ async def test_ofac_name_spelled_differently_waits_for_compliance(stack: Stack) 
 
 
 async def test_forged_webhook_is_refused_and_changes_nothing(stack: Stack) -> None:
-    trader_id, token = await register(stack.http)
+    # The provider puts this applicant on hold; a forged GREEN must not approve it.
+    trader_id, token = await register(stack.http, email="eve.sim-onhold@example.com")
     await upload_both(stack.http, token)
+
+    async def on_hold() -> bool:
+        return (await onboarding(stack.http, token))["kyc_status"] == "MANUAL_REVIEW"
+
+    await eventually(on_hold, within=30)
     async with stack.sessions() as session:
-        before = await session.scalar(select(func.count()).select_from(ProviderWebhook))
         from fxcrm.models import Trader
 
         trader = await session.get(Trader, trader_id)
@@ -137,7 +142,12 @@ async def test_forged_webhook_is_refused_and_changes_nothing(stack: Stack) -> No
     assert response.status_code == 401
     assert response.json()["title"] == "Invalid signature"
     async with stack.sessions() as session:
-        assert await session.scalar(select(func.count()).select_from(ProviderWebhook)) == before
+        stored = await session.scalar(
+            select(func.count()).select_from(ProviderWebhook).where(ProviderWebhook.raw_body == body)
+        )
+    assert stored == 0
+    view = await onboarding(stack.http, token)
+    assert (view["stage"], view["kyc_status"]) == ("kyc_review", "MANUAL_REVIEW")
 
 
 async def test_resubmission_then_approval(stack: Stack) -> None:

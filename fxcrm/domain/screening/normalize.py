@@ -285,6 +285,20 @@ def org_parts(name: str) -> tuple[NamePart, ...]:
     return tuple(parts)
 
 
+_HYPHEN = re.compile(r"(?<=\w)[-\u2010\u2011\u2013](?=\w)")
+
+
+def join_hyphens(text: str | None) -> str | None:
+    """"Hui-bong" -> "Huibong"; None when there is no hyphen.
+
+    Hyphenated parts are written both split and joined ("Kim Jong-un", "Kim Jongun", "Tony-Lee"),
+    so names with hyphens are indexed and queried in both forms.
+    """
+    if not text or not _HYPHEN.search(text):
+        return None
+    return _HYPHEN.sub("", text)
+
+
 def name_key(parts: tuple[NamePart, ...]) -> str:
     """Order-insensitive key for literal and weak-alias matching ("smith john" == "john smith")."""
     return " ".join(sorted(p.text for p in parts))

@@ -13,7 +13,7 @@ from datetime import date
 from functools import lru_cache
 
 import jellyfish
-from rapidfuzz.distance import JaroWinkler, Levenshtein
+from rapidfuzz.distance import OSA, JaroWinkler
 
 from fxcrm.domain.screening.model import AlignedPart, BirthDate, QualifierAdjustment
 from fxcrm.domain.screening.normalize import NAME_GROUPS, NamePart, PartKind, name_key
@@ -27,7 +27,7 @@ PHONETIC_FACTOR = 0.9  # JW x 0.9 when only the metaphone codes agree
 LEVENSHTEIN_MAX_EDITS = 4
 LEVENSHTEIN_MAX_PCT = 0.2
 PHONETIC_MIN_LEN = 3
-MIN_FUZZY_LEN = 4  # shorter parts must be equal, initials or same-name variants
+SHORT_PART_LEN = 4  # shorter parts only match fuzzily when their first letters agree
 
 # Part weights (doc defaults).
 FAMILY_WEIGHT = 1.3
@@ -124,9 +124,12 @@ def metaphone(token: str) -> str:
 
 
 def levenshtein_plausible(a: str, b: str) -> bool:
-    """Edits within min(4, 20% of the shorter part): rules out "Mark"/"Mary"-style lookalikes."""
+    """Edits within min(4, 20% of the shorter part): rules out "Mark"/"Mary"-style lookalikes.
+
+    Counted as optimal-string-alignment edits, so a swapped letter pair ("Yasre") is one typo.
+    """
     budget = min(LEVENSHTEIN_MAX_EDITS, math.ceil(LEVENSHTEIN_MAX_PCT * min(len(a), len(b))))
-    return Levenshtein.distance(a, b, score_cutoff=budget) <= budget
+    return OSA.distance(a, b, score_cutoff=budget) <= budget
 
 
 @lru_cache(maxsize=1 << 20)
@@ -141,8 +144,8 @@ def part_similarity(a: str, b: str) -> float:
         return NAME_GROUP_SCORE
     if any(c.isdigit() for c in a + b):
         return 0.0  # numbers only match exactly
-    if min(len(a), len(b)) < MIN_FUZZY_LEN:
-        return 0.0  # "Ali"/"Wali": one edit in three letters is another name, not a typo
+    if min(len(a), len(b)) < SHORT_PART_LEN and a[0] != b[0]:
+        return 0.0  # "Ali"/"Wali": a different first letter on a short part is another name
     jw = JaroWinkler.similarity(a, b)
     if jw < FUZZY_FLOOR:
         return 0.0
@@ -179,7 +182,9 @@ def score_name(query: PreparedName, result: PreparedName) -> NameScore:
             sim = part_similarity(qt, rt)
             if sim > 0.0:
                 weight = max(query.weights[i], result.weights[j])
-                if len(qt) == 1 or len(rt) == 1:
+                if len(qt) != len(rt) and (len(qt) == 1 or len(rt) == 1):
+                    if query.parts[i].family or result.parts[j].family:
+                        continue  # a one-letter family name ("O, Yong Ho") is a name, not an initial
                     weight *= INITIAL_WEIGHT
                 candidates.append((sim, weight, i, j))
     if not candidates:

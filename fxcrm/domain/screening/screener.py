@@ -21,7 +21,7 @@ from fxcrm.domain.screening.model import (
     ScreeningSubject,
     SubjectKind,
 )
-from fxcrm.domain.screening.normalize import org_parts, person_parts
+from fxcrm.domain.screening.normalize import join_hyphens, org_parts, person_parts
 from fxcrm.domain.screening.scorer import (
     IDENTIFIER_SCORE,
     WEAK_ALIAS_SCORE,
@@ -48,12 +48,28 @@ SUBJECT_SCHEMAS: dict[SubjectKind, frozenset[EntitySchema]] = {
 BATCH_CHUNK = 5000  # subjects per token-expansion batch in screen_many (bounds memory)
 
 
-def prepare_list_name(name: ListName, schema: EntitySchema) -> PreparedName:
-    if schema == "person":
-        if name.given or name.family:
-            return PreparedName.of(name.full, person_parts(name.given, name.family))
-        return PreparedName.of(name.full, person_parts(name.full, None))
-    return PreparedName.of(name.full, org_parts(name.full))
+def _person(display: str, given: str | None, family: str | None) -> list[PreparedName]:
+    """A person name plus its hyphen-joined twin when it has hyphens."""
+    names = [PreparedName.of(display, person_parts(given, family))]
+    joined_given, joined_family = join_hyphens(given), join_hyphens(family)
+    if joined_given or joined_family:
+        names.append(PreparedName.of(display, person_parts(joined_given or given, joined_family or family)))
+    return names
+
+
+def _org(display: str) -> list[PreparedName]:
+    names = [PreparedName.of(display, org_parts(display))]
+    if joined := join_hyphens(display):
+        names.append(PreparedName.of(display, org_parts(joined)))
+    return names
+
+
+def prepare_list_name(name: ListName, schema: EntitySchema) -> list[PreparedName]:
+    if schema != "person":
+        return _org(name.full)
+    if name.given or name.family:
+        return _person(name.full, name.given, name.family)
+    return _person(name.full, name.full, None)
 
 
 def subject_names(subject: ScreeningSubject) -> list[PreparedName]:
@@ -61,24 +77,23 @@ def subject_names(subject: ScreeningSubject) -> list[PreparedName]:
     names: list[PreparedName] = []
     if subject.kind == "organization":
         main = subject.full_name or " ".join(filter(None, [subject.first_name, subject.last_name]))
-        names.append(PreparedName.of(main, org_parts(main)))
-        names += [PreparedName.of(extra, org_parts(extra)) for extra in subject.extra_names]
+        for text in [main, *subject.extra_names]:
+            names += _org(text)
     else:
-        first, middle, last = subject.first_name.strip(), (subject.middle_name or "").strip(), subject.last_name.strip()
+        first, last = subject.first_name.strip(), subject.last_name.strip()
+        middle = (subject.middle_name or "").strip()
         if first or last:
             given = " ".join(filter(None, [first, middle]))
-            display = " ".join(filter(None, [given, last]))
-            names.append(PreparedName.of(display, person_parts(given, last)))
+            names += _person(" ".join(filter(None, [given, last])), given, last)
             if middle:
                 # Lists often omit middle names; an extra query part would cost 0.8 of its weight.
-                names.append(PreparedName.of(f"{first} {last}".strip(), person_parts(first, last)))
-        if subject.full_name:
-            names.append(PreparedName.of(subject.full_name, person_parts(subject.full_name, None)))
-        names += [PreparedName.of(extra, person_parts(extra, None)) for extra in subject.extra_names]
-    unique: dict[tuple[str, ...], PreparedName] = {}
+                names += _person(f"{first} {last}".strip(), first, last)
+        for text in filter(None, [subject.full_name, *subject.extra_names]):
+            names += _person(text, text, None)
+    unique: dict[tuple[tuple[str, bool], ...], PreparedName] = {}
     for name in names:
         if name.parts:
-            unique.setdefault(tuple(f"{p.text}/{p.family}" for p in name.parts), name)
+            unique.setdefault(tuple((p.text, p.family) for p in name.parts), name)
     return list(unique.values())
 
 
@@ -122,9 +137,11 @@ class Screener:
         for idx, entity in enumerate(self.entities):
             strong: list[tuple[PreparedName, NameKind]] = []
             for i, name in enumerate(entity.names):
-                strong.append((prepare_list_name(name, entity.schema_), "name" if i == 0 else "alias"))
-            strong += [(prepare_list_name(n, entity.schema_), "previous_name") for n in entity.previous_names]
-            weak = tuple(prepare_list_name(n, entity.schema_) for n in entity.weak_aliases)
+                kind: NameKind = "name" if i == 0 else "alias"
+                strong += [(p, kind) for p in prepare_list_name(name, entity.schema_)]
+            for name in entity.previous_names:
+                strong += [(p, "previous_name") for p in prepare_list_name(name, entity.schema_)]
+            weak = tuple(p for n in entity.weak_aliases for p in prepare_list_name(n, entity.schema_))
             self._names.append(_EntityNames(tuple(strong), weak))
             indexed += [(idx, prepared) for prepared, _ in strong]
             for prepared in weak:
