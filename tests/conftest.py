@@ -56,3 +56,7 @@ async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncS
     engine = create_engine(database_url)
     yield session_factory(engine)
     await engine.dispose()
+
+
+# The whole-stack fixtures (Temporal dev server, simulators, API, worker) for tests/api and tests/e2e.
+pytest_plugins = ["tests.e2e.fixtures"]

@@ -119,7 +119,7 @@ def band(score: float) -> Band:
 
 @dataclass(frozen=True, slots=True)
 class _EntityNames:
-    strong: tuple[tuple[PreparedName, NameKind], ...]
+    strong: tuple[int, ...]  # positions in the candidate index
     weak: tuple[PreparedName, ...]
 
 
@@ -134,6 +134,7 @@ class Screener:
         self._weak: dict[str, list[int]] = defaultdict(list)
         self._identifiers: dict[str, list[int]] = defaultdict(list)
         indexed: list[tuple[int, PreparedName]] = []
+        self._name_kinds: list[NameKind] = []  # aligned with the candidate index names
         for idx, entity in enumerate(self.entities):
             strong: list[tuple[PreparedName, NameKind]] = []
             for i, name in enumerate(entity.names):
@@ -142,8 +143,10 @@ class Screener:
             for name in entity.previous_names:
                 strong += [(p, "previous_name") for p in prepare_list_name(name, entity.schema_)]
             weak = tuple(p for n in entity.weak_aliases for p in prepare_list_name(n, entity.schema_))
-            self._names.append(_EntityNames(tuple(strong), weak))
+            positions = tuple(range(len(indexed), len(indexed) + len(strong)))
+            self._names.append(_EntityNames(positions, weak))
             indexed += [(idx, prepared) for prepared, _ in strong]
+            self._name_kinds += [kind for _, kind in strong]
             for prepared in weak:
                 self._weak[prepared.key].append(idx)
             for identifier in entity.identifiers:
@@ -184,10 +187,15 @@ class Screener:
     ) -> ScreeningOutcome:
         allowed = SUBJECT_SCHEMAS[subject.kind]
         coverage: dict[int, float] = {}
-        for query in queries:
+        # Stage 2 scores only the (query name, list name) pairs stage 1 proposed.
+        pairs: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        for qi, query in enumerate(queries):
             for n, cov in self.index.candidates(query, expanded).items():
                 entity = self.index.names[n].entity
-                if cov > coverage.get(entity, -1.0) and self.entities[entity].schema_ in allowed:
+                if self.entities[entity].schema_ not in allowed:
+                    continue
+                pairs[entity].append((qi, n))
+                if cov > coverage.get(entity, -1.0):
                     coverage[entity] = cov
         selected = set(heapq.nlargest(self.top_k, coverage, key=coverage.__getitem__))
         # Weak aliases and identifiers bypass blocking: they are exact by construction.
@@ -197,7 +205,9 @@ class Screener:
         }
         matches: list[MatchResult] = []
         for entity in selected | weak_hits | id_hits:
-            match = self._score_entity(subject, queries, entity, entity in weak_hits, entity in id_hits)
+            match = self._score_entity(
+                subject, queries, entity, pairs.get(entity), entity in weak_hits, entity in id_hits
+            )
             if match is not None:
                 matches.append(match)
         matches.sort(key=lambda m: (-m.score, m.entity_id))
@@ -212,16 +222,24 @@ class Screener:
         )
 
     def _score_entity(
-        self, subject: ScreeningSubject, queries: list[PreparedName], idx: int, weak_hit: bool, id_hit: bool
+        self,
+        subject: ScreeningSubject,
+        queries: list[PreparedName],
+        idx: int,
+        pairs: list[tuple[int, int]] | None,
+        weak_hit: bool,
+        id_hit: bool,
     ) -> MatchResult | None:
         entity = self.entities[idx]
         names = self._names[idx]
+        if pairs is None:  # reached through a weak alias or an identifier only
+            pairs = [(qi, n) for qi in range(len(queries)) for n in names.strong]
         best: tuple[NameScore, PreparedName, PreparedName, NameKind] | None = None
-        for query in queries:
-            for listed, kind in names.strong:
-                scored = score_name(query, listed)
-                if best is None or scored.score > best[0].score:
-                    best = (scored, query, listed, kind)
+        for qi, n in pairs:
+            query, listed = queries[qi], self.index.names[n].name
+            scored = score_name(query, listed)
+            if best is None or scored.score > best[0].score:
+                best = (scored, query, listed, self._name_kinds[n])
         name_score = best[0].score if best else 0.0
         score, kind = name_score, best[3] if best else "name"
         matched_query = best[1].display if best else ""

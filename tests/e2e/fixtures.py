@@ -1,4 +1,4 @@
-"""End-to-end fixtures: a real Temporal dev server (the `temporal` CLI) and the whole stack."""
+"""Stack fixtures shared by the API and end-to-end tests: a real Temporal dev server and the whole stack."""
 
 from __future__ import annotations
 
