@@ -1,0 +1,30 @@
+"""Committed onboarding histories replay against the current workflow code.
+
+A change that would make running workflows non-deterministic fails here. When a change is meant
+to alter the history (with workflow.patched for running ones), refresh the recordings with
+FXCRM_RECORD_HISTORIES=1 pytest tests/workflows/test_onboarding_workflow.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from fxcrm.workflows.onboarding import OnboardingWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_history_replays(path: Path) -> None:
+    replayer = Replayer(workflows=[OnboardingWorkflow], data_converter=pydantic_data_converter)
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    await replayer.replay_workflow(history)
+
+
+def test_histories_are_committed() -> None:
+    assert len(HISTORIES) >= 3
