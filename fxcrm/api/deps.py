@@ -87,6 +87,15 @@ async def get_principal(
     return principal
 
 
+async def release(session: AsyncSession) -> None:
+    """Ends the open read transaction before a slow call (Temporal, a provider).
+
+    On SQLite every transaction holds the write lock (BEGIN IMMEDIATE), and on PostgreSQL an idle
+    transaction holds a connection: neither may wait on the network.
+    """
+    await session.commit()
+
+
 def require(*roles: str) -> Callable[..., Any]:
     """Declares who may call an endpoint; anyone else gets 403."""
 

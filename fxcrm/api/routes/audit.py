@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from temporalio.service import RPCError
 
-from fxcrm.api.deps import Principal, SessionDep, TemporalDep, require
+from fxcrm.api.deps import Principal, SessionDep, TemporalDep, release, require
 from fxcrm.api.errors import Problem
 from fxcrm.core.audit import ChainReport, verify_chain
 from fxcrm.models import AuditEvent, Trader
@@ -90,6 +90,7 @@ async def workflow_history(
             raise Problem(404, "Not found", "no such workflow")
     elif principal.role != "admin":
         raise Problem(404, "Not found", "no such workflow")
+    await release(session)
     try:
         history = await temporal.get_workflow_handle(workflow_id).fetch_history()
     except RPCError as exc:

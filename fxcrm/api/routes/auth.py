@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from fxcrm.api.deps import SessionDep, SettingsDep
+from fxcrm.api.deps import SessionDep, SettingsDep, release
 from fxcrm.api.errors import Problem
 from fxcrm.core.audit import Actor, append_audit
 from fxcrm.core.config import Settings
@@ -45,21 +46,12 @@ async def _check_password(
             "the account is temporarily locked",
             headers={"Retry-After": str(retry)},
         )
-    if user is None or not verify_password(user.password_hash, password):
+    # argon2 is deliberately slow: verify off the event loop, and outside any transaction.
+    password_hash = user.password_hash if user is not None else None
+    await release(session)
+    if user is None or not await asyncio.to_thread(verify_password, password_hash, password):
         if user is not None:
-            user.failed_logins += 1
-            if user.failed_logins >= settings.login_max_failures:
-                user.locked_until = now + timedelta(minutes=settings.login_lockout_minutes)
-                user.failed_logins = 0
-                await append_audit(
-                    session,
-                    actor=Actor(type=kind, id=user.id),
-                    action="auth.locked_out",
-                    entity_type=kind,
-                    entity_id=user.id,
-                    after={"locked_until": user.locked_until.isoformat()},
-                )
-            await session.commit()
+            await _count_failure(session, settings, user, kind, now)
         raise Problem(
             401,
             "Invalid credentials",
@@ -67,8 +59,42 @@ async def _check_password(
             headers={"WWW-Authenticate": "Bearer"},
         )
     if user.failed_logins:
-        user.failed_logins = 0
+        model = type(user)
+        await session.execute(update(model).where(model.id == user.id).values(failed_logins=0))
         await session.commit()
+
+
+async def _count_failure(
+    session: SessionDep,
+    settings: Settings,
+    user: StaffUser | Trader | IbPartner,
+    kind: str,
+    now: datetime,
+) -> None:
+    """Atomic increment, so concurrent guesses cannot slip past the limit."""
+    model = type(user)
+    failures = await session.scalar(
+        update(model)
+        .where(model.id == user.id)
+        .values(failed_logins=model.failed_logins + 1)
+        .returning(model.failed_logins)
+    )
+    if failures is not None and failures >= settings.login_max_failures:
+        locked_until = now + timedelta(minutes=settings.login_lockout_minutes)
+        await session.execute(
+            update(model)
+            .where(model.id == user.id)
+            .values(locked_until=locked_until, failed_logins=0)
+        )
+        await append_audit(
+            session,
+            actor=Actor(type=kind, id=user.id),
+            action="auth.locked_out",
+            entity_type=kind,
+            entity_id=user.id,
+            after={"locked_until": locked_until.isoformat()},
+        )
+    await session.commit()
 
 
 def _token(settings: Settings, subject: str, claims: dict[str, Any]) -> TokenResponse:

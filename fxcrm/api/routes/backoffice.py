@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from fxcrm.api import onboarding_client as onboarding
-from fxcrm.api.deps import Principal, SessionDep, TemporalDep, require
+from fxcrm.api.deps import Principal, SessionDep, TemporalDep, release, require
 from fxcrm.api.errors import Problem
 from fxcrm.core.audit import append_audit
 from fxcrm.domain.masking import mask_email, mask_name
@@ -129,6 +129,7 @@ async def _scoped_trader(session: SessionDep, principal: Principal, trader_id: s
     # Another brand's trader looks exactly like a missing one.
     if trader is None or not principal.can_see_brand(trader.brand_id):
         raise Problem(404, "Not found", "no such trader")
+    await release(session)
     return trader
 
 
@@ -185,6 +186,7 @@ async def trader_file(
     accounts = (
         await session.scalars(select(TradingAccount).where(TradingAccount.trader_id == trader_id))
     ).all()
+    await release(session)
     try:
         state: OnboardingState | None = await onboarding.onboarding_state(temporal, trader_id)
     except Problem:

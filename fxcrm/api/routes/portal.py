@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
@@ -14,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from temporalio.service import RPCError
 
 from fxcrm.api import onboarding_client as onboarding
-from fxcrm.api.deps import SessionDep, SettingsDep, TemporalDep, TraderDep
+from fxcrm.api.deps import SessionDep, SettingsDep, TemporalDep, TraderDep, release
 from fxcrm.api.errors import Problem
 from fxcrm.core.audit import Actor, append_audit
 from fxcrm.core.security import hash_password, sha256_hex
@@ -143,6 +144,7 @@ async def register(
     brand = await session.scalar(select(Brand).where(Brand.code == brand_code))
     if brand is None:
         raise Problem(404, "Unknown brand", f"no brand {brand_code!r}")
+    await release(session)
     config = BrandConfig.model_validate(brand.config)
     try:
         check_registration(
@@ -157,6 +159,8 @@ async def register(
             422, "Registration refused", str(exc), type_="/problems/registration", field=exc.field
         ) from exc
     email = body.email.lower()
+    # argon2 is slow on purpose: hash before the transaction, never inside it.
+    password_hash = await asyncio.to_thread(hash_password, body.password)
     if await session.scalar(
         select(Trader.id).where(Trader.brand_id == brand.id, Trader.email == email)
     ):
@@ -181,7 +185,7 @@ async def register(
     trader = Trader(
         brand_id=brand.id,
         email=email,
-        password_hash=hash_password(body.password),
+        password_hash=password_hash,
         first_name=body.first_name.strip(),
         last_name=body.last_name.strip(),
         middle_name=body.middle_name.strip() if body.middle_name else None,
@@ -253,6 +257,7 @@ async def resume_onboarding(
     """Starts the onboarding workflow if registration could not (idempotent)."""
     trader = await _trader(session, me.id)
     brand_code = await session.scalar(select(Brand.code).where(Brand.id == trader.brand_id))
+    await release(session)
     await _start(temporal, settings.task_queue, trader, brand_code or "")
     return await onboarding_view(me, temporal)
 

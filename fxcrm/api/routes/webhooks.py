@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from temporalio.service import RPCError
 
 from fxcrm.api import onboarding_client as onboarding
-from fxcrm.api.deps import KycDep, SessionDep, TemporalDep
+from fxcrm.api.deps import KycDep, SessionDep, TemporalDep, release
 from fxcrm.api.errors import Problem
 from fxcrm.models import ProviderWebhook, Trader
 from fxcrm.models.base import utcnow
@@ -70,6 +70,7 @@ async def kyc_webhook(
     trader_id = await session.scalar(
         select(Trader.id).where(Trader.kyc_applicant_id == event.provider_ref)
     )
+    await release(session)
     if trader_id is None:
         log.warning("kyc webhook for an unknown applicant", applicant=event.provider_ref)
         return WebhookAck(status="unmatched")

@@ -18,11 +18,12 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import JaroWinkler
 
-from fxcrm.domain.screening.normalize import NAME_GROUPS, PartKind
+from fxcrm.domain.screening.normalize import NAME_GROUPS, PartKind, is_numeric
 from fxcrm.domain.screening.scorer import PreparedName, levenshtein_plausible, metaphone
 
 FUZZY_TOKEN_CUTOFF = 0.88
 FREQUENT_TOKEN_SHARE = 0.01  # tokens in > 1% of names (Mohammed, Ali, Bank) never block alone
+FREQUENT_TOKEN_MIN_DF = 20  # ... but on a small list (tests, a PEP extract) no token is "frequent"
 MIN_IDF_COVERAGE = 0.4
 TOP_K = 50
 PHONETIC_SIMILARITY = 0.9
@@ -39,8 +40,12 @@ class IndexedName:
 
 
 def blocking_tokens(name: PreparedName) -> list[str]:
-    """Particles and legal forms are kept for scoring but never create candidates."""
-    return [p.text for p in name.parts if p.kind is PartKind.NAME or p.kind is PartKind.NUMERIC]
+    """Particles, legal forms and initials are kept for scoring but never create candidates."""
+    return [
+        p.text
+        for p in name.parts
+        if (p.kind is PartKind.NAME and len(p.text) > 1) or p.kind is PartKind.NUMERIC
+    ]
 
 
 class CandidateIndex:
@@ -63,13 +68,15 @@ class CandidateIndex:
         self.vocabulary: list[str] = list(self.token_ids)
         self.postings: list[tuple[int, ...]] = [tuple(p) for p in postings]
         total = max(len(self.names), 1)
-        self.idf: list[float] = [math.log(total / len(p)) for p in self.postings]
-        self.idf_max = math.log(total) if total > 1 else 1.0
-        self.frequent: list[bool] = [len(p) / total > FREQUENT_TOKEN_SHARE for p in self.postings]
+        # Smoothed so a one-entity list still has positive rarities.
+        self.idf: list[float] = [math.log(1.0 + total / len(p)) for p in self.postings]
+        self.idf_max = math.log(1.0 + total)
+        limit = max(FREQUENT_TOKEN_SHARE * total, FREQUENT_TOKEN_MIN_DF)
+        self.frequent: list[bool] = [len(p) > limit for p in self.postings]
         self.phonetic: dict[str, list[int]] = defaultdict(list)
         self.groups: dict[str, list[int]] = defaultdict(list)
         for token, tid in self.token_ids.items():
-            code = metaphone(token) if not token.isdigit() else ""
+            code = metaphone(token) if not is_numeric(token) else ""
             if code:
                 self.phonetic[code].append(tid)
             group = NAME_GROUPS.get(token)
@@ -82,7 +89,7 @@ class CandidateIndex:
         """Expand query tokens to list tokens; one batched cdist for all tokens of a batch."""
         distinct = sorted(set(tokens))
         result: dict[str, TokenMatches] = {t: self._exact_and_symbolic(t) for t in distinct}
-        fuzzy = [t for t in distinct if len(t) > 1 and not any(c.isdigit() for c in t)]
+        fuzzy = [t for t in distinct if len(t) > 1 and not is_numeric(t)]
         if not fuzzy or not self.vocabulary:
             return result
         for start in range(0, len(fuzzy), CDIST_CHUNK):
@@ -111,7 +118,7 @@ class CandidateIndex:
         if group is not None:
             for tid in self.groups.get(group, ()):
                 matches[tid] = PHONETIC_SIMILARITY
-        code = metaphone(token) if not any(c.isdigit() for c in token) else ""
+        code = metaphone(token) if not is_numeric(token) else ""
         if code:
             for tid in self.phonetic.get(code, ()):
                 matches[tid] = PHONETIC_SIMILARITY

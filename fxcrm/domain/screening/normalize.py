@@ -49,7 +49,7 @@ PERSON_STOPWORDS = frozenset(
     """.split()
 )
 
-ORG_STOPWORDS = frozenset("the of and for de la del des du di y et und im imeni".split())
+ORG_STOPWORDS = frozenset("the of and for de la del des du di y et und im imeni al el".split())
 
 # Legal forms -> canonical token. Multi-word phrases are matched greedily, longest first, after
 # tokenization, so "Obshchestvo s Ogranichennoi Otvetstvennostyu" and "OOO" both become "llc".
@@ -238,8 +238,16 @@ def tokenize(text: str) -> list[str]:
     return [t for t in _NON_ALNUM.split(text) if t]
 
 
-def _kind(token: str, stopwords: frozenset[str]) -> PartKind:
-    if any(c.isdigit() for c in token):
+# Roman numerals distinguish vessels and companies ("MARIA III"); single letters stay initials.
+ROMAN_NUMERALS = frozenset("ii iii iv vi vii viii ix xi xii xiii xiv xv xvi xvii xviii xix xx".split())
+
+
+def is_numeric(token: str) -> bool:
+    return token in ROMAN_NUMERALS or any(c.isdigit() for c in token)
+
+
+def _kind(token: str, stopwords: frozenset[str], *, roman: bool = False) -> PartKind:
+    if any(c.isdigit() for c in token) or (roman and token in ROMAN_NUMERALS):
         return PartKind.NUMERIC
     if token in stopwords:
         return PartKind.STOP
@@ -280,7 +288,7 @@ def org_parts(name: str) -> tuple[NamePart, ...]:
                 i += size
                 break
         else:
-            parts.append(NamePart(tokens[i], _kind(tokens[i], ORG_STOPWORDS)))
+            parts.append(NamePart(tokens[i], _kind(tokens[i], ORG_STOPWORDS, roman=True)))
             i += 1
     return tuple(parts)
 

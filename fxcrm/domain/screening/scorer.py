@@ -16,7 +16,7 @@ import jellyfish
 from rapidfuzz.distance import OSA, JaroWinkler
 
 from fxcrm.domain.screening.model import AlignedPart, BirthDate, QualifierAdjustment
-from fxcrm.domain.screening.normalize import NAME_GROUPS, NamePart, PartKind, name_key
+from fxcrm.domain.screening.normalize import NAME_GROUPS, NamePart, PartKind, is_numeric, name_key
 
 # Part similarity (doc defaults).
 FUZZY_FLOOR = 0.75  # a part similarity below this counts as no match at all
@@ -124,7 +124,8 @@ def metaphone(token: str) -> str:
 
 
 def levenshtein_plausible(a: str, b: str) -> bool:
-    """Edits within min(4, 20% of the shorter part): rules out "Mark"/"Mary"-style lookalikes.
+    """Edits within min(4, 20% of the shorter part), so Jaro-Winkler alone never accepts spellings
+    that need many edits ("Husayn"/"Hussein" go through name groups instead).
 
     Counted as optimal-string-alignment edits, so a swapped letter pair ("Yasre") is one typo.
     """
@@ -140,21 +141,20 @@ def part_similarity(a: str, b: str) -> float:
     if len(a) == 1 or len(b) == 1:
         return INITIAL_SCORE if a[0] == b[0] and len(a) != len(b) else 0.0
     group = NAME_GROUPS.get(a)
-    if group is not None and group == NAME_GROUPS.get(b):
-        return NAME_GROUP_SCORE
-    if any(c.isdigit() for c in a + b):
+    floor = NAME_GROUP_SCORE if group is not None and group == NAME_GROUPS.get(b) else 0.0
+    if is_numeric(a) or is_numeric(b):
         return 0.0  # numbers only match exactly
     if min(len(a), len(b)) < SHORT_PART_LEN and a[0] != b[0]:
-        return 0.0  # "Ali"/"Wali": a different first letter on a short part is another name
+        return floor  # "Ali"/"Wali": a different first letter on a short part is another name
     jw = JaroWinkler.similarity(a, b)
     if jw < FUZZY_FLOOR:
-        return 0.0
+        return floor
     if levenshtein_plausible(a, b):
-        return jw
+        return max(jw, floor)
     if metaphone(a) and metaphone(a) == metaphone(b):
         score = PHONETIC_FACTOR * jw
-        return score if score >= FUZZY_FLOOR else 0.0
-    return 0.0
+        return max(score if score >= FUZZY_FLOOR else 0.0, floor)
+    return floor
 
 
 def part_weight(part: NamePart) -> float:

@@ -48,12 +48,25 @@ SUBJECT_SCHEMAS: dict[SubjectKind, frozenset[EntitySchema]] = {
 BATCH_CHUNK = 5000  # subjects per token-expansion batch in screen_many (bounds memory)
 
 
+JOIN_PART_MAX_LEN = 4  # "Jong Un" / "Jongun", "Song Chol" / "Songchol"
+
+
+def _joined_given(given: str | None) -> str | None:
+    """Two short given-name syllables written together, as East Asian names often are."""
+    tokens = (given or "").split()
+    if len(tokens) == 2 and all(1 < len(t) <= JOIN_PART_MAX_LEN for t in tokens):
+        return "".join(tokens)
+    return None
+
+
 def _person(display: str, given: str | None, family: str | None) -> list[PreparedName]:
-    """A person name plus its hyphen-joined twin when it has hyphens."""
+    """A person name plus twins with hyphenated or two-syllable given names written together."""
     names = [PreparedName.of(display, person_parts(given, family))]
     joined_given, joined_family = join_hyphens(given), join_hyphens(family)
     if joined_given or joined_family:
         names.append(PreparedName.of(display, person_parts(joined_given or given, joined_family or family)))
+    if (together := _joined_given(given)) is not None:
+        names.append(PreparedName.of(display, person_parts(together, family)))
     return names
 
 
