@@ -13,7 +13,8 @@ from fxcrm.domain.screening.model import BirthDate
 
 MAX_RANGE_YEARS = 20  # a longer span says little; keep only its end years
 
-_MONTHS = {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
+_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
 _DAY_MONTH_YEAR = re.compile(r"^(\d{1,2}) ([a-z]{3})[a-z]*\.? (\d{4})$")
 _MONTH_YEAR = re.compile(r"^([a-z]{3})[a-z]*\.? (\d{4})$")
 _YEAR = re.compile(r"^(\d{4})$")

@@ -95,7 +95,7 @@ def load_ofac_csv(directory: Path) -> list[ListEntity]:
                 entity_id=f"{SOURCE}:{ent_num}",
                 source=SOURCE,
                 source_id=ent_num,
-                schema=schema,
+                schema_=schema,
                 names=list(dict.fromkeys(names)),
                 weak_aliases=list(dict.fromkeys(_name(a, schema) for a in facts.weak_aliases)),
                 previous_names=list(dict.fromkeys(previous)),

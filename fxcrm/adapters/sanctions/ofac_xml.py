@@ -65,11 +65,15 @@ def parse_entry(entry: Element, source: str = SOURCE) -> ListEntity | None:
             birth_dates += parse_birth_dates(raw)
 
     nationalities = list(facts.nationalities)
-    for container, item in (("nationalityList", "nationality"), ("citizenshipList", "citizenship")):
-        nationalities += [to_iso2(c) for n in _list(entry, container, item) if (c := text(n, "country"))]
+    for container, tag in (("nationalityList", "nationality"), ("citizenshipList", "citizenship")):
+        nationalities += [
+            to_iso2(c) for n in _list(entry, container, tag) if (c := text(n, "country"))
+        ]
 
     countries = list(facts.countries)
-    countries += [to_iso2(c) for a in _list(entry, "addressList", "address") if (c := text(a, "country"))]
+    countries += [
+        to_iso2(c) for a in _list(entry, "addressList", "address") if (c := text(a, "country"))
+    ]
     for item in _list(entry, "placeOfBirthList", "placeOfBirthItem"):
         if (place := text(item, "placeOfBirth")) and (code := known_country(place)):
             countries.append(code)
@@ -95,7 +99,7 @@ def parse_entry(entry: Element, source: str = SOURCE) -> ListEntity | None:
         entity_id=f"{source}:{uid}",
         source=source,
         source_id=uid,
-        schema=schema,
+        schema_=schema,
         names=list(dict.fromkeys(names)),
         weak_aliases=list(dict.fromkeys(weak)),
         previous_names=list(dict.fromkeys(previous)),

@@ -17,7 +17,12 @@ _NAME_FIELDS = ("FIRST_NAME", "SECOND_NAME", "THIRD_NAME", "FOURTH_NAME")
 
 def _values(record: Element, name: str) -> list[str]:
     """Texts of VALUE children of every `name` element (NATIONALITY/VALUE, TITLE/VALUE, ...)."""
-    return [v for node in children(record, name) for item in children(node, "VALUE") if (v := text(item))]
+    return [
+        v
+        for node in children(record, name)
+        for item in children(node, "VALUE")
+        if (v := text(item))
+    ]
 
 
 def _birth_dates(node: Element) -> list[BirthDate]:
@@ -70,8 +75,12 @@ def parse_record(record: Element) -> ListEntity | None:
             else:
                 names.append(ListName(full=alias_name))
 
-    birth_dates = [bd for node in children(record, "INDIVIDUAL_DATE_OF_BIRTH") for bd in _birth_dates(node)]
-    countries = [to_iso2(c) for a in children(record, f"{prefix}_ADDRESS") if (c := text(a, "COUNTRY"))]
+    birth_dates = [
+        bd for node in children(record, "INDIVIDUAL_DATE_OF_BIRTH") for bd in _birth_dates(node)
+    ]
+    countries = [
+        to_iso2(c) for a in children(record, f"{prefix}_ADDRESS") if (c := text(a, "COUNTRY"))
+    ]
     for place in children(record, "INDIVIDUAL_PLACE_OF_BIRTH"):
         if (country := text(place, "COUNTRY")) and (code := known_country(country)):
             countries.append(code)
@@ -81,14 +90,16 @@ def parse_record(record: Element) -> ListEntity | None:
         if number := text(doc, "NUMBER"):
             country = text(doc, "ISSUING_COUNTRY") or text(doc, "COUNTRY_OF_ISSUE")
             kind = (text(doc, "TYPE_OF_DOCUMENT") or "id").casefold().replace(" ", "_")
-            identifiers.append(Identifier(kind=kind, number=number, country=to_iso2(country) if country else None))
+            identifiers.append(
+                Identifier(kind=kind, number=number, country=to_iso2(country) if country else None)
+            )
 
     list_type = child(record, "UN_LIST_TYPE")
     return ListEntity(
         entity_id=f"{SOURCE}:{dataid}",
         source=SOURCE,
         source_id=dataid,
-        schema="person" if is_person else "organization",
+        schema_="person" if is_person else "organization",
         names=list(dict.fromkeys(names)),
         weak_aliases=list(dict.fromkeys(weak)),
         previous_names=list(dict.fromkeys(previous)),

@@ -29,7 +29,7 @@ __all__ = [
     "ListName",
     "MatchResult",
     "QualifierAdjustment",
+    "Screener",
     "ScreeningOutcome",
     "ScreeningSubject",
-    "Screener",
 ]

@@ -138,7 +138,9 @@ class CandidateIndex:
             return max(self.idf[tid] for tid in matches)
         return self.idf_max
 
-    def candidates(self, query: PreparedName, expanded: dict[str, TokenMatches]) -> dict[int, float]:
+    def candidates(
+        self, query: PreparedName, expanded: dict[str, TokenMatches]
+    ) -> dict[int, float]:
         """Candidate list names for one query name: name index -> idf coverage in [0, 1]."""
         tokens = list(dict.fromkeys(blocking_tokens(query)))
         if not tokens:
@@ -180,6 +182,10 @@ class CandidateIndex:
         for n in coverage:
             name_tokens = self.names[n].tokens
             for token, matches in frequent_matches.items():
-                best_sim = max((sim for tid, sim in matches.items() if tid in name_tokens), default=0.0)
+                best_sim = max(
+                    (sim for tid, sim in matches.items() if tid in name_tokens), default=0.0
+                )
                 coverage[n] += weights[token] * best_sim
-        return {n: c / total_weight for n, c in coverage.items() if c / total_weight >= MIN_IDF_COVERAGE}
+        return {
+            n: c / total_weight for n, c in coverage.items() if c / total_weight >= MIN_IDF_COVERAGE
+        }

@@ -16,6 +16,10 @@ from functools import lru_cache
 from anyascii import anyascii
 
 
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 class PartKind(StrEnum):
     NAME = "name"
     STOP = "stop"  # particles and stopwords: kept for scoring at x0.7, never used for blocking
@@ -31,25 +35,25 @@ class NamePart:
 
 
 # Leading titles that say nothing about identity ("Dr. Ayman", "Shaykh Umar", "General ...").
-PERSON_PREFIXES = frozenset(
+PERSON_PREFIXES = _words(
     """
     mr mrs ms miss mx dr prof professor sir dame lord lady rev reverend fr father
     sheikh shaikh shaykh sheik shekh cheikh haji hajji hadji hajj alhaji mullah mulla mullo maulana
     maulvi mawlawi moulvi mufti imam ayatollah hojatoleslam emir amir
     general gen colonel col lieutenant lt major maj captain capt commander cmdr brigadier admiral
     sergeant sgt marshal
-    """.split()
+    """
 )
 
 # Particles inside person names (Arabic articles and filiation, European nobiliary particles).
-PERSON_STOPWORDS = frozenset(
+PERSON_STOPWORDS = _words(
     """
     al el ul ad ar as at az ash an bin ibn bint binti bn de del della dei der den des di da das dos
     do du la le lo van von ter ten y e jr sr ii iii iv
-    """.split()
+    """
 )
 
-ORG_STOPWORDS = frozenset("the of and for de la del des du di y et und im imeni al el".split())
+ORG_STOPWORDS = _words("the of and for de la del des du di y et und im imeni al el")
 
 # Legal forms -> canonical token. Multi-word phrases are matched greedily, longest first, after
 # tokenization, so "Obshchestvo s Ogranichennoi Otvetstvennostyu" and "OOO" both become "llc".
@@ -239,7 +243,7 @@ def tokenize(text: str) -> list[str]:
 
 
 # Roman numerals distinguish vessels and companies ("MARIA III"); single letters stay initials.
-ROMAN_NUMERALS = frozenset("ii iii iv vi vii viii ix xi xii xiii xiv xv xvi xvii xviii xix xx".split())
+ROMAN_NUMERALS = _words("ii iii iv vi vii viii ix xi xii xiii xiv xv xvi xvii xviii xix xx")
 
 
 def is_numeric(token: str) -> bool:
@@ -297,7 +301,7 @@ _HYPHEN = re.compile(r"(?<=\w)[-\u2010\u2011\u2013](?=\w)")
 
 
 def join_hyphens(text: str | None) -> str | None:
-    """"Hui-bong" -> "Huibong"; None when there is no hyphen.
+    """ "Hui-bong" -> "Huibong"; None when there is no hyphen.
 
     Hyphenated parts are written both split and joined ("Kim Jong-un", "Kim Jongun", "Tony-Lee"),
     so names with hyphens are indexed and queried in both forms.

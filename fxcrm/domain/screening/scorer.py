@@ -49,9 +49,11 @@ CIRCA_YEARS = 2  # "circa 1960" accepts 1958..1962
 # Territories that overlap for the country qualifier (dissolved states, disputed regions), so a
 # listed "Soviet Union" national is not "disjoint" from a Russian client.
 TERRITORY_OVERLAPS: dict[str, frozenset[str]] = {
-    "SU": frozenset("RU UA BY KZ UZ GE AM AZ MD KG TJ TM LT LV EE".split()),
-    "YU": frozenset("RS ME XK BA HR SI MK".split()),
-    "CS": frozenset("RS ME XK".split()),
+    "SU": frozenset(
+        {"RU", "UA", "BY", "KZ", "UZ", "GE", "AM", "AZ", "MD", "KG", "TJ", "TM", "LT", "LV", "EE"}
+    ),
+    "YU": frozenset({"RS", "ME", "XK", "BA", "HR", "SI", "MK"}),
+    "CS": frozenset({"RS", "ME", "XK"}),
     "XK": frozenset({"RS"}),
     "PS": frozenset({"IL"}),
     "HK": frozenset({"CN"}),
@@ -71,17 +73,20 @@ class PreparedName:
     texts: tuple[str, ...]
     weights: tuple[float, ...]
     informative: tuple[bool, ...]  # NAME or NUMERIC part (not a particle or legal form)
+    total_weight: float
 
     @classmethod
     def of(cls, display: str, parts: tuple[NamePart, ...]) -> PreparedName:
+        weights = tuple(part_weight(p) for p in parts)
         return cls(
             display=display,
             parts=parts,
             key=name_key(parts),
             numbers=frozenset(p.text for p in parts if p.kind is PartKind.NUMERIC),
             texts=tuple(p.text for p in parts),
-            weights=tuple(part_weight(p) for p in parts),
+            weights=weights,
             informative=tuple(p.kind is PartKind.NAME or p.kind is PartKind.NUMERIC for p in parts),
+            total_weight=sum(weights),
         )
 
 
@@ -100,18 +105,27 @@ class NameScore:
             return []
         q, r = self.query, self.result
         out = [
-            AlignedPart(query_part=q.texts[i], list_part=r.texts[j], score=round(s, 4), weight=round(w, 3))
+            AlignedPart(
+                query_part=q.texts[i], list_part=r.texts[j], score=round(s, 4), weight=round(w, 3)
+            )
             for i, j, s, w in self.pairs
         ]
         used_q = {i for i, _, _, _ in self.pairs}
         used_r = {j for _, j, _, _ in self.pairs}
         out += [
-            AlignedPart(query_part=t, list_part=None, score=0.0, weight=round(w * UNMATCHED_QUERY_WEIGHT, 3))
+            AlignedPart(
+                query_part=t, list_part=None, score=0.0, weight=round(w * UNMATCHED_QUERY_WEIGHT, 3)
+            )
             for i, (t, w) in enumerate(zip(q.texts, q.weights, strict=True))
             if i not in used_q
         ]
         out += [
-            AlignedPart(query_part=None, list_part=t, score=0.0, weight=round(w * UNMATCHED_RESULT_WEIGHT, 3))
+            AlignedPart(
+                query_part=None,
+                list_part=t,
+                score=0.0,
+                weight=round(w * UNMATCHED_RESULT_WEIGHT, 3),
+            )
             for j, (t, w) in enumerate(zip(r.texts, r.weights, strict=True))
             if j not in used_r
         ]
@@ -173,15 +187,18 @@ def score_name(query: PreparedName, result: PreparedName) -> NameScore:
     if not qtexts or not rtexts:
         return NameScore(0.0)
     if query.key == result.key:
-        pairs = tuple((i, result.texts.index(t), 1.0, query.weights[i]) for i, t in enumerate(qtexts))
+        pairs = tuple(
+            (i, result.texts.index(t), 1.0, query.weights[i]) for i, t in enumerate(qtexts)
+        )
         return NameScore(1.0, query, result, pairs)
 
+    qweights, rweights = query.weights, result.weights
     candidates: list[tuple[float, float, int, int]] = []
     for i, qt in enumerate(qtexts):
         for j, rt in enumerate(rtexts):
             sim = part_similarity(qt, rt)
             if sim > 0.0:
-                weight = max(query.weights[i], result.weights[j])
+                weight = qweights[i] if qweights[i] > rweights[j] else rweights[j]
                 if len(qt) != len(rt) and (len(qt) == 1 or len(rt) == 1):
                     if query.parts[i].family or result.parts[j].family:
                         continue  # a one-letter family name ("O, Yong Ho") is a name, not an initial
@@ -195,7 +212,7 @@ def score_name(query: PreparedName, result: PreparedName) -> NameScore:
     used_q: set[int] = set()
     used_r: set[int] = set()
     matched: list[tuple[int, int, float, float]] = []
-    numerator = 0.0
+    numerator = matched_weight = matched_q = matched_r = 0.0
     informative = False
     for sim, weight, i, j in candidates:
         if i in used_q or j in used_r:
@@ -203,18 +220,25 @@ def score_name(query: PreparedName, result: PreparedName) -> NameScore:
         used_q.add(i)
         used_r.add(j)
         numerator += sim * weight
+        matched_weight += weight
+        matched_q += qweights[i]
+        matched_r += rweights[j]
         informative = informative or query.informative[i]
         matched.append((i, j, sim, weight))
     if not informative:
         return NameScore(0.0)  # only particles or legal forms in common ("Al ... LLC")
-    denominator = sum(w for _, _, _, w in matched)
-    denominator += UNMATCHED_QUERY_WEIGHT * sum(w for i, w in enumerate(query.weights) if i not in used_q)
-    denominator += UNMATCHED_RESULT_WEIGHT * sum(w for j, w in enumerate(result.weights) if j not in used_r)
+    denominator = (
+        matched_weight
+        + UNMATCHED_QUERY_WEIGHT * (query.total_weight - matched_q)
+        + UNMATCHED_RESULT_WEIGHT * (result.total_weight - matched_r)
+    )
     return NameScore(numerator / denominator, query, result, tuple(matched))
 
 
-def numbers_adjustment(query: PreparedName, result: PreparedName, score: float) -> QualifierAdjustment | None:
-    """"MARIA III" is not "MARIA II": numbers in both names that never agree cost 30%."""
+def numbers_adjustment(
+    query: PreparedName, result: PreparedName, score: float
+) -> QualifierAdjustment | None:
+    """ "MARIA III" is not "MARIA II": numbers in both names that never agree cost 30%."""
     if query.numbers and result.numbers and query.numbers.isdisjoint(result.numbers):
         return QualifierAdjustment(
             name="numbers_mismatch",
@@ -232,7 +256,9 @@ def _year_compatible(year: int, bd: BirthDate) -> bool:
 
 def _prefix_compatible(iso: str, bd: BirthDate) -> bool:
     if bd.approximate:
-        return _year_compatible(int(iso[:4]), bd) and (len(bd.prefix) == 4 or iso.startswith(bd.prefix))
+        return _year_compatible(int(iso[:4]), bd) and (
+            len(bd.prefix) == 4 or iso.startswith(bd.prefix)
+        )
     return iso.startswith(bd.prefix)
 
 
@@ -244,7 +270,9 @@ def dob_adjustment(dob: date | None, birth_dates: list[BirthDate]) -> QualifierA
     listed = ", ".join(sorted({bd.raw for bd in dated}))
     if not any(_year_compatible(dob.year, bd) for bd in dated):
         return QualifierAdjustment(
-            name="dob_year_disjoint", delta=DOB_YEAR_DISJOINT, detail=f"{dob.isoformat()} vs {listed}"
+            name="dob_year_disjoint",
+            delta=DOB_YEAR_DISJOINT,
+            detail=f"{dob.isoformat()} vs {listed}",
         )
     iso = dob.isoformat()
     if any(_prefix_compatible(iso, bd) for bd in dated):
@@ -255,7 +283,9 @@ def dob_adjustment(dob: date | None, birth_dates: list[BirthDate]) -> QualifierA
             return QualifierAdjustment(
                 name="dob_day_month_flip", delta=DOB_DAY_MONTH_FLIP, detail=f"{iso} vs {listed}"
             )
-    return QualifierAdjustment(name="dob_day_disjoint", delta=DOB_DAY_DISJOINT, detail=f"{iso} vs {listed}")
+    return QualifierAdjustment(
+        name="dob_day_disjoint", delta=DOB_DAY_DISJOINT, detail=f"{iso} vs {listed}"
+    )
 
 
 def _territories(codes: set[str]) -> set[str]:
@@ -284,4 +314,6 @@ def country_adjustment(subject: set[str], listed: set[str]) -> QualifierAdjustme
 def gender_adjustment(subject: str | None, listed: str | None) -> QualifierAdjustment | None:
     if subject is None or listed is None or subject == listed:
         return None
-    return QualifierAdjustment(name="gender_mismatch", delta=GENDER_MISMATCH, detail=f"{subject} vs {listed}")
+    return QualifierAdjustment(
+        name="gender_mismatch", delta=GENDER_MISMATCH, detail=f"{subject} vs {listed}"
+    )

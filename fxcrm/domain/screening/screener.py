@@ -64,7 +64,9 @@ def _person(display: str, given: str | None, family: str | None) -> list[Prepare
     names = [PreparedName.of(display, person_parts(given, family))]
     joined_given, joined_family = join_hyphens(given), join_hyphens(family)
     if joined_given or joined_family:
-        names.append(PreparedName.of(display, person_parts(joined_given or given, joined_family or family)))
+        names.append(
+            PreparedName.of(display, person_parts(joined_given or given, joined_family or family))
+        )
     if (together := _joined_given(given)) is not None:
         names.append(PreparedName.of(display, person_parts(together, family)))
     return names
@@ -139,7 +141,9 @@ class _EntityNames:
 class Screener:
     """In-memory screener over one list version. Build once per list version, then reuse."""
 
-    def __init__(self, entities: Sequence[ListEntity], list_version: str, *, top_k: int = TOP_K) -> None:
+    def __init__(
+        self, entities: Sequence[ListEntity], list_version: str, *, top_k: int = TOP_K
+    ) -> None:
         self.entities: list[ListEntity] = list(entities)
         self.list_version = list_version
         self.top_k = top_k
@@ -155,7 +159,9 @@ class Screener:
                 strong += [(p, kind) for p in prepare_list_name(name, entity.schema_)]
             for name in entity.previous_names:
                 strong += [(p, "previous_name") for p in prepare_list_name(name, entity.schema_)]
-            weak = tuple(p for n in entity.weak_aliases for p in prepare_list_name(n, entity.schema_))
+            weak = tuple(
+                p for n in entity.weak_aliases for p in prepare_list_name(n, entity.schema_)
+            )
             positions = tuple(range(len(indexed), len(indexed) + len(strong)))
             self._names.append(_EntityNames(positions, weak))
             indexed += [(idx, prepared) for prepared, _ in strong]
@@ -192,11 +198,16 @@ class Screener:
 
     def _screen_chunk(self, subjects: list[ScreeningSubject]) -> list[ScreeningOutcome]:
         queries = [subject_names(s) for s in subjects]
-        expanded = self.index.match_tokens(t for qs in queries for q in qs for t in blocking_tokens(q))
+        expanded = self.index.match_tokens(
+            t for qs in queries for q in qs for t in blocking_tokens(q)
+        )
         return [self._screen(s, q, expanded) for s, q in zip(subjects, queries, strict=True)]
 
     def _screen(
-        self, subject: ScreeningSubject, queries: list[PreparedName], expanded: dict[str, TokenMatches]
+        self,
+        subject: ScreeningSubject,
+        queries: list[PreparedName],
+        expanded: dict[str, TokenMatches],
     ) -> ScreeningOutcome:
         allowed = SUBJECT_SCHEMAS[subject.kind]
         coverage: dict[int, float] = {}
@@ -212,9 +223,16 @@ class Screener:
                     coverage[entity] = cov
         selected = set(heapq.nlargest(self.top_k, coverage, key=coverage.__getitem__))
         # Weak aliases and identifiers bypass blocking: they are exact by construction.
-        weak_hits = {e for q in queries for e in self._weak.get(q.key, ()) if self.entities[e].schema_ in allowed}
+        weak_hits = {
+            e
+            for q in queries
+            for e in self._weak.get(q.key, ())
+            if self.entities[e].schema_ in allowed
+        }
         id_hits = {
-            e for number in subject.id_numbers for e in self._identifiers.get(normalize_identifier(number), ())
+            e
+            for number in subject.id_numbers
+            for e in self._identifiers.get(normalize_identifier(number), ())
         }
         matches: list[MatchResult] = []
         for entity in selected | weak_hits | id_hits:
@@ -257,11 +275,16 @@ class Screener:
         score, kind = name_score, best[3] if best else "name"
         matched_query = best[1].display if best else ""
         matched_list = best[2].display if best else ""
-        if weak_hit and WEAK_ALIAS_SCORE > score:
+        if weak_hit and score < WEAK_ALIAS_SCORE:
             weak = next(w for q in queries for w in names.weak if w.key == q.key)
             query = next(q for q in queries if q.key == weak.key)
-            score, kind, matched_query, matched_list = WEAK_ALIAS_SCORE, "weak_alias", query.display, weak.display
-        if id_hit and IDENTIFIER_SCORE > score:
+            score, kind, matched_query, matched_list = (
+                WEAK_ALIAS_SCORE,
+                "weak_alias",
+                query.display,
+                weak.display,
+            )
+        if id_hit and score < IDENTIFIER_SCORE:
             score, kind = IDENTIFIER_SCORE, "identifier"
             matched_query = ", ".join(subject.id_numbers)
             matched_list = ", ".join(i.number for i in entity.identifiers)
@@ -299,7 +322,9 @@ class Screener:
             matched_name_kind=kind,
             matched_query_name=matched_query,
             matched_list_name=matched_list,
-            parts=best[0].explain() if best is not None and kind not in ("weak_alias", "identifier") else [],
+            parts=best[0].explain()
+            if best is not None and kind not in ("weak_alias", "identifier")
+            else [],
             qualifiers=qualifiers,
             list_version=self.list_version,
         )

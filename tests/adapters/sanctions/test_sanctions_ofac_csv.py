@@ -26,7 +26,10 @@ def test_counts_and_schemas(entities: dict[str, ListEntity]) -> None:
     assert schemas == {"person", "organization", "vessel", "aircraft"}
     assert entities["15905"].schema_ == "vessel"
     assert entities["15431"].schema_ == "aircraft"
-    assert all(e.entity_id == f"ofac-sdn:{e.source_id}" and e.source == "ofac-sdn" for e in entities.values())
+    assert all(
+        e.entity_id == f"ofac-sdn:{e.source_id}" and e.source == "ofac-sdn"
+        for e in entities.values()
+    )
 
 
 def test_person_names_aliases_and_remarks(entities: dict[str, ListEntity]) -> None:
@@ -85,7 +88,11 @@ def test_name_split() -> None:
         "given": "Feliciano Semborio Jr.",
         "family": "DELOS REYES",
     }
-    assert split_person_name("SANTOSO").model_dump() == {"full": "SANTOSO", "given": None, "family": None}
+    assert split_person_name("SANTOSO").model_dump() == {
+        "full": "SANTOSO",
+        "given": None,
+        "family": None,
+    }
 
 
 def test_remarks_parser() -> None:
@@ -113,7 +120,10 @@ def test_raw_hash_and_version_track_changes(tmp_path: Path) -> None:
     again = load_lists([copy])
     assert first.version == again.version
     sdn = copy / "sdn.csv"
-    sdn.write_text(sdn.read_text(encoding="utf-8").replace("DOB 19 Jun 1951", "DOB 19 Jun 1952"), encoding="utf-8")
+    sdn.write_text(
+        sdn.read_text(encoding="utf-8").replace("DOB 19 Jun 1951", "DOB 19 Jun 1952"),
+        encoding="utf-8",
+    )
     changed = load_lists([copy])
     assert changed.version != first.version
     before = {e.entity_id: e.raw_hash for e in first.entities}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fxcrm.adapters.sanctions import load_lists
-from fxcrm.domain.screening import POSSIBLE_THRESHOLD, ScreeningSubject, Screener
+from fxcrm.domain.screening import POSSIBLE_THRESHOLD, Screener, ScreeningSubject
 
 from .conftest import FULL_OFAC, OFAC_EXTRACT
 
@@ -32,20 +32,44 @@ def screener(request: pytest.FixtureRequest) -> Screener:
 LISTED = [
     # (subject, listed ent_num): typo, transliteration, Cyrillic, reversed order, joined hyphen.
     (ScreeningSubject(first_name="Ayman", last_name="Al-Zawahri"), "2676"),
-    (ScreeningSubject(first_name="Евгений", last_name="Пригожин", date_of_birth=date(1961, 6, 1)), "21171"),
+    (
+        ScreeningSubject(
+            first_name="Евгений", last_name="Пригожин", date_of_birth=date(1961, 6, 1)
+        ),
+        "21171",
+    ),
     (ScreeningSubject(first_name="Yevgeny", last_name="Prigojin", country="RU"), "21171"),
-    (ScreeningSubject(first_name="Maduro Moros", last_name="Nicolas", date_of_birth=date(1962, 11, 23)), "22790"),
+    (
+        ScreeningSubject(
+            first_name="Maduro Moros", last_name="Nicolas", date_of_birth=date(1962, 11, 23)
+        ),
+        "22790",
+    ),
     (ScreeningSubject(first_name="Jongun", last_name="Kim"), "20157"),
-    (ScreeningSubject(first_name="Arkadi", last_name="Rotenberg", date_of_birth=date(1951, 12, 15)), "16669"),
+    (
+        ScreeningSubject(
+            first_name="Arkadi", last_name="Rotenberg", date_of_birth=date(1951, 12, 15)
+        ),
+        "16669",
+    ),
     (ScreeningSubject(first_name="Oleg", last_name="Deripaska", country="RU"), "24283"),
-    (ScreeningSubject(first_name="Khaled", last_name="Al Aradah", date_of_birth=date(1957, 8, 1)), "22223"),
+    (
+        ScreeningSubject(
+            first_name="Khaled", last_name="Al Aradah", date_of_birth=date(1957, 8, 1)
+        ),
+        "22223",
+    ),
     (ScreeningSubject(first_name="Ramzan", last_name="Kadyrov", nationalities=["RU"]), "23343"),
     (ScreeningSubject(first_name="Suleiman", last_name="Sakan"), "26541"),
 ]
 
 
-@pytest.mark.parametrize(("subject", "ent_num"), LISTED, ids=[f"{s.first_name} {s.last_name}" for s, _ in LISTED])
-def test_listed_people_spelled_differently_alert(screener: Screener, subject: ScreeningSubject, ent_num: str) -> None:
+@pytest.mark.parametrize(
+    ("subject", "ent_num"), LISTED, ids=[f"{s.first_name} {s.last_name}" for s, _ in LISTED]
+)
+def test_listed_people_spelled_differently_alert(
+    screener: Screener, subject: ScreeningSubject, ent_num: str
+) -> None:
     outcome = screener.screen(subject)
     assert outcome.decision in ("possible", "strong")
     match = next((m for m in outcome.matches if m.entity_id == f"ofac-sdn:{ent_num}"), None)
@@ -72,7 +96,9 @@ def test_listed_organization_with_legal_form_variant(screener: Screener) -> None
         ("Sofia", "Rossi", date(1995, 1, 20), "IT"),
     ],
 )
-def test_clean_common_names_are_clear(screener: Screener, first: str, last: str, dob: date, country: str) -> None:
+def test_clean_common_names_are_clear(
+    screener: Screener, first: str, last: str, dob: date, country: str
+) -> None:
     outcome = screener.screen(
         ScreeningSubject(first_name=first, last_name=last, date_of_birth=dob, country=country)
     )

@@ -33,7 +33,11 @@ def test_ofac_xml() -> None:
     assert maduro.programs == ["VENEZUELA", "IRAN-CON-ARMS-EO"]
     assert [w.full for w in entities["306"].weak_aliases] == ["BNC"]
     vessel = entities["15905"]
-    assert (vessel.schema_, vessel.countries, vessel.previous_names[0].full) == ("vessel", ["PA"], "SUNRISE")
+    assert (vessel.schema_, vessel.countries, vessel.previous_names[0].full) == (
+        "vessel",
+        ["PA"],
+        "SUNRISE",
+    )
 
 
 def test_ofac_xml_and_csv_share_entity_ids() -> None:
@@ -48,19 +52,31 @@ def test_un_xml() -> None:
     assert khalil.entity_id == "un-sc:9000001"
     assert khalil.names[0].full == "KHALIL IBRAHIM AL-QASSEMI"
     assert "خليل ابراهيم القاسمي" in [n.full for n in khalil.names]  # original script kept
-    assert [w.full for w in khalil.weak_aliases] == ["Abu Tarek", "Abu Khalil al-Shami"]  # QUALITY Low
+    assert [w.full for w in khalil.weak_aliases] == [
+        "Abu Tarek",
+        "Abu Khalil al-Shami",
+    ]  # QUALITY Low
     assert [p.full for p in khalil.previous_names] == ["Khalil Ibrahim Hamdan"]
-    assert [(b.prefix, b.approximate) for b in khalil.birth_dates] == [("1971-04-12", False), ("1972", True)]
+    assert [(b.prefix, b.approximate) for b in khalil.birth_dates] == [
+        ("1971-04-12", False),
+        ("1972", True),
+    ]
     assert khalil.nationalities == ["SY", "IQ"]
     assert khalil.countries == ["SY"]
     assert khalil.gender == "male"
     assert khalil.programs == ["Al-Qaida", "QDi.901"]
-    assert [(i.kind, i.number, i.country) for i in khalil.identifiers] == [("passport", "N0123456", "SY")]
+    assert [(i.kind, i.number, i.country) for i in khalil.identifiers] == [
+        ("passport", "N0123456", "SY")
+    ]
     pak = entities["9000002"]
     assert [b.prefix for b in pak.birth_dates] == ["1960", "1961", "1962"]
     assert pak.nationalities == ["KP"]
     org = entities["9100001"]
-    assert (org.schema_, org.countries, [w.full for w in org.weak_aliases]) == ("organization", ["KP"], ["NSGT"])
+    assert (org.schema_, org.countries, [w.full for w in org.weak_aliases]) == (
+        "organization",
+        ["KP"],
+        ["NSGT"],
+    )
 
 
 def test_load_lists_detects_formats_and_merges() -> None:
@@ -69,6 +85,7 @@ def test_load_lists_detects_formats_and_merges() -> None:
     assert sources == {"ofac-sdn", "un-sc"}
     assert len(loaded.entities) == 45 + 3  # the XML repeats OFAC ids: first occurrence wins
     entities, version = loaded  # unpacks as a pair too
+    assert entities is loaded.entities
     assert version == loaded.version and len(version) == 32
 
 

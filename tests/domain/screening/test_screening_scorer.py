@@ -69,14 +69,19 @@ class TestNameScore:
     def test_missing_list_parts_cost_less_than_extra_query_parts(self) -> None:
         listed = person("Aiman Muhammad Rabi", "AL-ZAWAHIRI")
         short_query = score_name(person("Aiman", "Zawahiri"), listed).score
-        long_query = score_name(person("Aiman Muhammad Rabi Sayed", "Zawahiri"), person("Aiman", "AL-ZAWAHIRI")).score
+        long_query = score_name(
+            person("Aiman Muhammad Rabi Sayed", "Zawahiri"), person("Aiman", "AL-ZAWAHIRI")
+        ).score
         assert short_query > 0.8
         assert short_query > long_query
 
     def test_initials_count_half(self) -> None:
         listed = person("Sergey Ivanovich", "PETROV")
         assert score_name(person("S. I.", "Petrov"), listed).score > 0.85
-        assert score_name(person("A.", "Petrov"), listed).score < score_name(person("S.", "Petrov"), listed).score
+        assert (
+            score_name(person("A.", "Petrov"), listed).score
+            < score_name(person("S.", "Petrov"), listed).score
+        )
 
     def test_particles_or_legal_forms_alone_never_match(self) -> None:
         assert score_name(org("Al Amana LLC"), org("Al Baraka LLC")).score == 0.0
@@ -105,7 +110,10 @@ class TestQualifiers:
         day = dob_adjustment(date(1951, 6, 20), [bd("1951-06-19")])
         assert day is not None and day.delta == DOB_DAY_DISJOINT
         flip = dob_adjustment(date(1952, 7, 10), [bd("1952-10-07")])
-        assert flip is not None and (flip.name, flip.delta) == ("dob_day_month_flip", DOB_DAY_MONTH_FLIP)
+        assert flip is not None and (flip.name, flip.delta) == (
+            "dob_day_month_flip",
+            DOB_DAY_MONTH_FLIP,
+        )
 
     def test_dob_prefixes_and_circa_are_compatible(self) -> None:
         assert dob_adjustment(date(1952, 3, 1), [bd("1952")]) is None

@@ -12,9 +12,9 @@ from fxcrm.domain.screening import (
     Identifier,
     ListEntity,
     ListName,
+    Screener,
     ScreeningOutcome,
     ScreeningSubject,
-    Screener,
 )
 from fxcrm.domain.screening.model import EntitySchema
 
@@ -33,7 +33,7 @@ def entity(
         entity_id=f"test:{source_id}",
         source="test",
         source_id=source_id,
-        schema=schema,
+        schema_=schema,
         names=list(names),
         weak_aliases=[ListName(full=w) for w in weak],
         previous_names=[ListName(full=p) for p in previous],
@@ -49,7 +49,9 @@ def person(family: str, given: str) -> ListName:
 
 
 LIST = [
-    entity("petrov", "person", person("PETROV", "Sergey Ivanovich"), dob="1965-03-07", nationality="RU"),
+    entity(
+        "petrov", "person", person("PETROV", "Sergey Ivanovich"), dob="1965-03-07", nationality="RU"
+    ),
     entity(
         "zawahiri",
         "person",
@@ -125,12 +127,18 @@ def test_reversed_order_and_missing_middle_name(screener: Screener) -> None:
     assert score_of(reversed_order, "petrov") >= POSSIBLE_THRESHOLD
     missing_middle = screen(screener, first_name="Sergey", last_name="Petrov")
     assert score_of(missing_middle, "petrov") >= 0.85
-    extra_middle = screen(screener, first_name="Ayman", middle_name="Mohammed", last_name="Al-Zawahiri")
-    assert score_of(extra_middle, "zawahiri") >= 0.9  # the query is also tried without its middle name
+    extra_middle = screen(
+        screener, first_name="Ayman", middle_name="Mohammed", last_name="Al-Zawahiri"
+    )
+    assert (
+        score_of(extra_middle, "zawahiri") >= 0.9
+    )  # the query is also tried without its middle name
 
 
 def test_initials(screener: Screener) -> None:
-    outcome = screen(screener, first_name="S. I.", last_name="Petrov", date_of_birth=date(1965, 3, 7))
+    outcome = screen(
+        screener, first_name="S. I.", last_name="Petrov", date_of_birth=date(1965, 3, 7)
+    )
     assert score_of(outcome, "petrov") >= POSSIBLE_THRESHOLD
 
 
@@ -158,15 +166,23 @@ def test_hyphenated_given_name_written_together(screener: Screener) -> None:
 def test_wrong_dob_pushes_a_fuzzy_match_below_the_alert_bar(screener: Screener) -> None:
     name_only = score_of(screen(screener, first_name="Serguei", last_name="Petrova"), "petrov")
     assert POSSIBLE_THRESHOLD <= name_only < 0.9
-    other_day = screen(screener, first_name="Serguei", last_name="Petrova", date_of_birth=date(1965, 3, 8))
+    other_day = screen(
+        screener, first_name="Serguei", last_name="Petrova", date_of_birth=date(1965, 3, 8)
+    )
     assert score_of(other_day, "petrov") < POSSIBLE_THRESHOLD
     assert other_day.decision == "clear"
-    other_year = screen(screener, first_name="Serguei", last_name="Petrova", date_of_birth=date(1990, 3, 7))
+    other_year = screen(
+        screener, first_name="Serguei", last_name="Petrova", date_of_birth=date(1990, 3, 7)
+    )
     assert score_of(other_year, "petrov") == pytest.approx(name_only - 0.15, abs=1e-3)
-    flipped = screen(screener, first_name="Serguei", last_name="Petrova", date_of_birth=date(1965, 7, 3))
+    flipped = screen(
+        screener, first_name="Serguei", last_name="Petrova", date_of_birth=date(1965, 7, 3)
+    )
     assert score_of(flipped, "petrov") == pytest.approx(name_only - 0.125, abs=1e-3)
     # A near-exact name with a wrong birth year stays reviewable (year disjoint is only -0.15).
-    exact_name = screen(screener, first_name="Sergey Ivanovich", last_name="Petrov", date_of_birth=date(1990, 1, 1))
+    exact_name = screen(
+        screener, first_name="Sergey Ivanovich", last_name="Petrov", date_of_birth=date(1990, 1, 1)
+    )
     match = next(m for m in exact_name.matches if m.entity_id == "test:petrov")
     assert [q.name for q in match.qualifiers] == ["dob_year_disjoint"]
     assert (match.score, match.band) == (0.85, "possible")
@@ -193,10 +209,17 @@ def test_org_legal_forms(screener: Screener) -> None:
     for name in ("Karst LLC", "OOO Karst", "Obshchestvo s ogranichennoy otvetstvennostyu Karst"):
         outcome = screener.screen(ScreeningSubject(full_name=name, kind="organization"))
         assert score_of(outcome, "karst") >= 0.9, name
-    cuba = screener.screen(ScreeningSubject(full_name="Banco Nacional de Cuba S.A.", kind="organization"))
+    cuba = screener.screen(
+        ScreeningSubject(full_name="Banco Nacional de Cuba S.A.", kind="organization")
+    )
     assert score_of(cuba, "bnc") >= 0.9
-    former = screener.screen(ScreeningSubject(full_name="Iran Overseas Investment Corp", kind="organization"))
-    assert next(m for m in former.matches if m.entity_id == "test:iob").matched_name_kind == "previous_name"
+    former = screener.screen(
+        ScreeningSubject(full_name="Iran Overseas Investment Corp", kind="organization")
+    )
+    assert (
+        next(m for m in former.matches if m.entity_id == "test:iob").matched_name_kind
+        == "previous_name"
+    )
 
 
 def test_persons_are_not_compared_with_organizations(screener: Screener) -> None:
@@ -205,7 +228,10 @@ def test_persons_are_not_compared_with_organizations(screener: Screener) -> None
 
 
 def test_one_letter_family_name_is_not_an_initial(screener: Screener) -> None:
-    assert score_of(screen(screener, first_name="Omar", last_name="Young"), "oyong") < POSSIBLE_THRESHOLD
+    assert (
+        score_of(screen(screener, first_name="Omar", last_name="Young"), "oyong")
+        < POSSIBLE_THRESHOLD
+    )
 
 
 def test_identifier_match(screener: Screener) -> None:
