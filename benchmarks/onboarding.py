@@ -43,11 +43,15 @@ OFAC = ROOT.parent / "shared" / "data" / "sanctions" / "ofac-sdn-2022-01"
 
 async def trivial_rate(env: WorkflowEnvironment, count: int) -> float:
     queue = f"trivial-{uuid.uuid4().hex[:6]}"
-    async with Worker(env.client, task_queue=queue, workflows=[TrivialWorkflow], activities=[trivial_activity]):
+    async with Worker(
+        env.client, task_queue=queue, workflows=[TrivialWorkflow], activities=[trivial_activity]
+    ):
         start = time.perf_counter()
         handles = await asyncio.gather(
             *(
-                env.client.start_workflow(TrivialWorkflow.run, i, id=f"trivial-{queue}-{i}", task_queue=queue)
+                env.client.start_workflow(
+                    TrivialWorkflow.run, i, id=f"trivial-{queue}-{i}", task_queue=queue
+                )
                 for i in range(count)
             )
         )
@@ -59,7 +63,8 @@ async def one_onboarding(stack: e2e_stack.Stack) -> float:
     start = time.perf_counter()
     _, token = await register(stack.http)
     await upload_both(stack.http, token)
-    while (await onboarding(stack.http, token))["stage"] != "active":
+    # A trader's portal polls, as a browser would.
+    while (await onboarding(stack.http, token))["stage"] != "active":  # noqa: ASYNC110
         await asyncio.sleep(0.1)
     return time.perf_counter() - start
 
@@ -76,7 +81,12 @@ async def main(traders: int, trivial: int, concurrency: int) -> None:
         dev_server_existing_path=str(ROOT / ".venv" / "bin" / "temporal"),
         dev_server_database_filename=str(work / "temporal.db"),
         search_attributes=[TRADER_ID, BRAND, STAGE],
-        dev_server_extra_args=["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
+        dev_server_extra_args=[
+            "--sqlite-pragma",
+            "journal_mode=wal",
+            "--sqlite-pragma",
+            "synchronous=normal",
+        ],
     ) as env:
         mt5 = Mt5SimulatorThread(certfile=certfile, keyfile=keyfile).start()
         ceiling = await trivial_rate(env, trivial)
@@ -94,14 +104,18 @@ async def main(traders: int, trivial: int, concurrency: int) -> None:
         ceiling_after = await trivial_rate(env, trivial)
         mt5.stop()
     print(f"sanctions list: {e2e_stack.SANCTIONS_LIST}")
-    print(f"trivial one-activity workflows: {ceiling:.1f}/s before, {ceiling_after:.1f}/s after ({trivial} each)")
+    print(
+        f"trivial one-activity workflows: {ceiling:.1f}/s before, {ceiling_after:.1f}/s after ({trivial} each)"
+    )
     print(
         f"onboardings completed end to end: {traders / elapsed:.2f}/s "
         f"({traders} in {elapsed:.1f} s, {concurrency} in flight)"
     )
     quantiles = statistics.quantiles(latencies, n=20)
-    print(f"onboarding latency: p50 {statistics.median(latencies):.2f} s, p95 {quantiles[18]:.2f} s "
-          "(includes the KYC simulator's review delay)")
+    print(
+        f"onboarding latency: p50 {statistics.median(latencies):.2f} s, p95 {quantiles[18]:.2f} s "
+        "(includes the KYC simulator's review delay)"
+    )
 
 
 if __name__ == "__main__":

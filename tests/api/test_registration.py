@@ -43,7 +43,9 @@ async def _traders(stack: Stack) -> int:
         ({"first_name": ""}, 422, "first_name"),
     ],
 )
-async def test_bad_registrations_are_refused(stack: Stack, overrides: dict[str, Any], status: int, needle: str) -> None:
+async def test_bad_registrations_are_refused(
+    stack: Stack, overrides: dict[str, Any], status: int, needle: str
+) -> None:
     before = await _traders(stack)
     response = await stack.http.post("/portal/demo/register", json=registration(**overrides))
     assert response.status_code == status, response.text

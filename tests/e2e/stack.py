@@ -32,7 +32,7 @@ from fxcrm.seed import DEMO_SERVER, seed_demo
 from fxcrm.worker import build_worker, platform_factory
 
 # A committed extract of the real OFAC SDN list (CSV trio).
-SANCTIONS_LIST = Path("/tmp/ofac")
+SANCTIONS_LIST = Path(__file__).resolve().parents[1] / "fixtures" / "sanctions" / "ofac-sdn-extract"
 
 
 @dataclass

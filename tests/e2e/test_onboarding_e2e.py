@@ -66,7 +66,6 @@ async def test_clean_trader_ends_active_with_exactly_one_mt5_account(stack: Stac
 
 
 async def test_ofac_name_spelled_differently_waits_for_compliance(stack: Stack) -> None:
-    # OFAC SDN: "AL-BAGHDADI, Abu Bakr"-style entries are in the fixture; a transliteration variant.
     from tests.e2e.sanctioned import SANCTIONED
 
     trader_id, token = await register(stack.http, **SANCTIONED)
@@ -143,7 +142,9 @@ async def test_forged_webhook_is_refused_and_changes_nothing(stack: Stack) -> No
     assert response.json()["title"] == "Invalid signature"
     async with stack.sessions() as session:
         stored = await session.scalar(
-            select(func.count()).select_from(ProviderWebhook).where(ProviderWebhook.raw_body == body)
+            select(func.count())
+            .select_from(ProviderWebhook)
+            .where(ProviderWebhook.raw_body == body)
         )
     assert stored == 0
     view = await onboarding(stack.http, token)

@@ -9,6 +9,7 @@ becomes a candidate when it shares a rare token with the query and the shared ra
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -19,7 +20,12 @@ from rapidfuzz import process
 from rapidfuzz.distance import JaroWinkler
 
 from fxcrm.domain.screening.normalize import NAME_GROUPS, PartKind, is_numeric
-from fxcrm.domain.screening.scorer import PreparedName, levenshtein_plausible, metaphone
+from fxcrm.domain.screening.scorer import (
+    PreparedName,
+    length_plausible,
+    levenshtein_plausible,
+    metaphone,
+)
 
 FUZZY_TOKEN_CUTOFF = 0.88
 FREQUENT_TOKEN_SHARE = 0.01  # tokens in > 1% of names (Mohammed, Ali, Bank) never block alone
@@ -28,6 +34,7 @@ MIN_IDF_COVERAGE = 0.4
 TOP_K = 50
 PHONETIC_SIMILARITY = 0.9
 CDIST_CHUNK = 512  # query rows per cdist call: bounds the float32 matrix to ~40 MB
+PARALLEL_MIN_TOKENS = 64
 
 TokenMatches = dict[int, float]  # list token id -> similarity to the query token
 
@@ -82,35 +89,56 @@ class CandidateIndex:
             group = NAME_GROUPS.get(token)
             if group is not None:
                 self.groups[group].append(tid)
+        # Vocabulary sorted by length: the Levenshtein gate bounds the length difference, so each
+        # query length only needs a contiguous slice of it (about a third of the tokens).
+        by_length = sorted(self.token_ids.items(), key=lambda item: (len(item[0]), item[0]))
+        self._sorted_tokens: list[str] = [t for t, _ in by_length]
+        self._sorted_ids: list[int] = [tid for _, tid in by_length]
+        self._sorted_lengths: list[int] = [len(t) for t in self._sorted_tokens]
 
     # -- query token expansion -------------------------------------------------------------
 
     def match_tokens(self, tokens: Iterable[str]) -> dict[str, TokenMatches]:
-        """Expand query tokens to list tokens; one batched cdist for all tokens of a batch."""
+        """Expand query tokens to list tokens; one batched cdist per query-token length."""
         distinct = sorted(set(tokens))
         result: dict[str, TokenMatches] = {t: self._exact_and_symbolic(t) for t in distinct}
-        fuzzy = [t for t in distinct if len(t) > 1 and not is_numeric(t)]
-        if not fuzzy or not self.vocabulary:
-            return result
-        for start in range(0, len(fuzzy), CDIST_CHUNK):
-            chunk = fuzzy[start : start + CDIST_CHUNK]
-            matrix = process.cdist(
-                chunk,
-                self.vocabulary,
-                scorer=JaroWinkler.normalized_similarity,
-                score_cutoff=FUZZY_TOKEN_CUTOFF,
-                dtype=np.float32,
-                workers=-1,
-            )
-            rows, cols = np.nonzero(matrix)
-            for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
-                token = chunk[row]
-                if levenshtein_plausible(token, self.vocabulary[col]):
-                    matches = result[token]
-                    sim = float(matrix[row, col])
-                    if sim > matches.get(col, 0.0):
-                        matches[col] = sim
+        by_length: dict[int, list[str]] = defaultdict(list)
+        for token in distinct:
+            if len(token) > 1 and not is_numeric(token):
+                by_length[len(token)].append(token)
+        for length, group in by_length.items():
+            lo, hi = self._length_window(length)
+            if lo == hi:
+                continue
+            choices = self._sorted_tokens[lo:hi]
+            for start in range(0, len(group), CDIST_CHUNK):
+                chunk = group[start : start + CDIST_CHUNK]
+                matrix = process.cdist(
+                    chunk,
+                    choices,
+                    scorer=JaroWinkler.normalized_similarity,
+                    score_cutoff=FUZZY_TOKEN_CUTOFF,
+                    dtype=np.float32,
+                    # Threads pay off for batches only; a single registration stays on one core.
+                    workers=-1 if len(chunk) >= PARALLEL_MIN_TOKENS else 1,
+                )
+                rows, cols = np.nonzero(matrix)
+                for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
+                    token, candidate = chunk[row], choices[col]
+                    if levenshtein_plausible(token, candidate):
+                        tid = self._sorted_ids[lo + col]
+                        matches = result[token]
+                        sim = float(matrix[row, col])
+                        if sim > matches.get(tid, 0.0):
+                            matches[tid] = sim
         return result
+
+    def _length_window(self, length: int) -> tuple[int, int]:
+        """Slice of the length-sorted vocabulary that can pass the Levenshtein gate."""
+        allowed = [n for n in range(max(1, length - 4), length + 5) if length_plausible(length, n)]
+        lo = bisect.bisect_left(self._sorted_lengths, allowed[0])
+        hi = bisect.bisect_right(self._sorted_lengths, allowed[-1])
+        return lo, hi
 
     def _exact_and_symbolic(self, token: str) -> TokenMatches:
         matches: TokenMatches = {}

@@ -137,13 +137,22 @@ def metaphone(token: str) -> str:
     return jellyfish.metaphone(token) if len(token) >= PHONETIC_MIN_LEN else ""
 
 
+def edit_budget(a_len: int, b_len: int) -> int:
+    return min(LEVENSHTEIN_MAX_EDITS, math.ceil(LEVENSHTEIN_MAX_PCT * min(a_len, b_len)))
+
+
+def length_plausible(a_len: int, b_len: int) -> bool:
+    """Necessary for `levenshtein_plausible`: every length difference costs an edit."""
+    return abs(a_len - b_len) <= edit_budget(a_len, b_len)
+
+
 def levenshtein_plausible(a: str, b: str) -> bool:
     """Edits within min(4, 20% of the shorter part), so Jaro-Winkler alone never accepts spellings
     that need many edits ("Husayn"/"Hussein" go through name groups instead).
 
     Counted as optimal-string-alignment edits, so a swapped letter pair ("Yasre") is one typo.
     """
-    budget = min(LEVENSHTEIN_MAX_EDITS, math.ceil(LEVENSHTEIN_MAX_PCT * min(len(a), len(b))))
+    budget = edit_budget(len(a), len(b))
     return OSA.distance(a, b, score_cutoff=budget) <= budget
 
 
