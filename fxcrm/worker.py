@@ -19,6 +19,7 @@ from fxcrm.core import temporal
 from fxcrm.core.config import Settings
 from fxcrm.core.db import create_engine, session_factory
 from fxcrm.core.fields import configure_field_cipher
+from fxcrm.core.log_context import LogContextInterceptor
 from fxcrm.core.logging import configure_logging
 from fxcrm.models import PlatformServer
 from fxcrm.workflows.onboarding import OnboardingWorkflow
@@ -75,6 +76,7 @@ def build_worker(
         client,
         task_queue=settings.task_queue,
         workflows=[OnboardingWorkflow],
+        interceptors=[LogContextInterceptor()],
         activities=[
             onboarding.open_kyc_applicant,
             onboarding.submit_kyc_documents,

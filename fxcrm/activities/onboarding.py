@@ -6,6 +6,7 @@ import asyncio
 import json
 from datetime import date
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -49,6 +50,8 @@ from fxcrm.workflows.onboarding_types import (
     SubmitDocumentsInput,
     TraderRef,
 )
+
+log = structlog.get_logger(__name__)
 
 FINAL_STATUS = {Stage.ACTIVE: "active", Stage.REJECTED: "rejected", Stage.EXPIRED: "expired"}
 
@@ -124,6 +127,7 @@ class OnboardingActivities:
                 after={"applicant_id": applicant_id},
                 event_key=f"kyc-applicant:{trader.id}",
             )
+        log.info("kyc applicant created", trader_id=ref.trader_id, applicant_id=applicant_id)
         return ApplicantRef(applicant_id=applicant_id)
 
     @activity.defn
@@ -232,6 +236,13 @@ class OnboardingActivities:
             is_pep_declared = trader.is_pep_declared
         screener = await self._screening.screener()
         outcome = await asyncio.to_thread(screener.screen, subject)
+        log.info(
+            "screened",
+            trader_id=inp.trader_id,
+            decision=outcome.decision,
+            top_score=round(outcome.top_score, 3),
+            list_version=screener.list_version,
+        )
         record = ScreeningRecord(
             trader_id=inp.trader_id,
             screening_key=inp.screening_key,
@@ -375,6 +386,11 @@ class OnboardingActivities:
             # Did an earlier attempt create it before crashing? The client id is on the platform account.
             existing = await gateway.find_accounts_by_client(inp.trader_id)
             if existing:
+                log.warning(
+                    "account found on the platform: an earlier attempt created it",
+                    trader_id=inp.trader_id,
+                    login=existing[0].login,
+                )
                 ref = existing[0]
             else:
                 async with self._sessions() as session:

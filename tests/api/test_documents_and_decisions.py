@@ -143,3 +143,28 @@ async def test_reused_identity_document_is_flagged_for_staff(stack: Stack) -> No
     )  # approved by the provider, held for a person
     assert first_id in file["onboarding"]["manual_review_reason"]
     assert file["documents"][0]["duplicate_identity"] or file["documents"][1]["duplicate_identity"]
+
+
+async def test_staff_grant_vip_before_the_account_opens(stack: Stack) -> None:
+    trader_id, token = await register(stack.http, email="vera.sim-onhold@example.com")
+    staff = await staff_token(stack.http, "onboarding")
+    dealer = await staff_token(stack.http, "dealer")
+    body = {"account_type": "vip", "reason": "introduced by the head of sales"}
+    denied = await stack.http.post(
+        f"/backoffice/traders/{trader_id}/account-type", json=body, headers=bearer(dealer)
+    )
+    assert denied.status_code == 403
+    granted = await stack.http.post(
+        f"/backoffice/traders/{trader_id}/account-type", json=body, headers=bearer(staff)
+    )
+    assert granted.status_code == 200 and granted.json()["account_type"] == "vip"
+    pro = await stack.http.post(
+        f"/backoffice/traders/{trader_id}/account-type",
+        json={"account_type": "pro", "reason": "no questionnaire"},
+        headers=bearer(staff),
+    )
+    assert pro.status_code == 422
+    # The trader cannot pick VIP themselves.
+    assert (await stack.http.get("/portal/me", headers=bearer(token))).json()[
+        "account_type"
+    ] == "vip"

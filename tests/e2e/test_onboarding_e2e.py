@@ -170,3 +170,18 @@ async def test_final_rejection_by_the_provider(stack: Stack) -> None:
     await upload_both(stack.http, token)
     view = await _stage(stack, token, "rejected")
     assert view["login"] is None
+
+
+async def test_vip_granted_by_staff_opens_in_the_vip_group(stack: Stack) -> None:
+    trader_id, token = await register(stack.http)
+    staff = await staff_token(stack.http, "onboarding")
+    granted = await stack.http.post(
+        f"/backoffice/traders/{trader_id}/account-type",
+        json={"account_type": "vip", "reason": "large introducer"},
+        headers=bearer(staff),
+    )
+    assert granted.status_code == 200
+    await upload_both(stack.http, token)
+    await _stage(stack, token, "active")
+    accounts = (await stack.http.get("/portal/me/accounts", headers=bearer(token))).json()
+    assert [(a["group"], a["leverage"]) for a in accounts] == [("real\\pro\\std", 500)]

@@ -313,3 +313,37 @@ async def compliance_decision(
         ComplianceDecision(actor=_actor(principal), decision=body.decision, reason=body.reason),
     )
     return Accepted(stage=state.stage.value)
+
+
+class AccountTypeRequest(BaseModel):
+    account_type: Literal["retail", "pro", "vip"]
+    reason: str = Field(min_length=3, max_length=1000)
+
+
+OPEN_STAGES = {"documents", "kyc_review", "screening", "compliance_review"}
+
+
+@router.post("/traders/{trader_id}/account-type", response_model=TraderSummary)
+async def set_account_type(
+    trader_id: str, body: AccountTypeRequest, principal: KycStaffDep, session: SessionDep
+) -> TraderSummary:
+    """VIP is granted by staff, before the account is opened (the risk stage reads it)."""
+    trader = await _scoped_trader(session, principal, trader_id)
+    if trader.stage not in OPEN_STAGES:
+        raise Problem(409, "Too late", f"the account type is fixed in stage {trader.stage}")
+    if body.account_type == "pro" and not trader.questionnaire:
+        raise Problem(422, "Questionnaire required", "Pro needs the appropriateness questionnaire")
+    before = {"account_type": trader.account_type}
+    trader.account_type = body.account_type
+    await append_audit(
+        session,
+        actor=principal.actor,
+        action="trader.account_type_changed",
+        entity_type="trader",
+        entity_id=trader.id,
+        brand_id=trader.brand_id,
+        before=before,
+        after={"account_type": body.account_type, "reason": body.reason},
+    )
+    await session.commit()
+    return _summary(trader, principal)

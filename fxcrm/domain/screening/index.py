@@ -1,8 +1,9 @@
 """Stage 1: candidate generation without a search engine (COMPLIANCE.md §2.1).
 
 List tokens go into an inverted index. A query token reaches list tokens that are equal, fuzzy
-neighbours (Jaro-Winkler >= 0.88 with a plausible Levenshtein distance, one batched rapidfuzz
-`cdist`), phonetic twins (metaphone) or spelling variants of the same given name. A list name
+neighbours (Jaro-Winkler >= 0.88 with a plausible Levenshtein distance, batched rapidfuzz `cdist`
+per query-token length against the length window that can pass the gate), phonetic twins
+(metaphone) or spelling variants of the same given name. A list name
 becomes a candidate when it shares a rare token with the query and the shared rarity
 (sum of idf) covers enough of the query's rarity.
 """

@@ -173,6 +173,9 @@ class Screener:
                 if len(number) >= 5:  # shorter "numbers" are free-text noise
                     self._identifiers[number].append(idx)
         self.index = CandidateIndex(indexed)
+        # Per index name: owning entity and its schema (hot loop of _screen).
+        self._name_entity: list[int] = [entity for entity, _ in indexed]
+        self._name_schema: list[EntitySchema] = [self.entities[e].schema_ for e, _ in indexed]
 
     # -- public API --------------------------------------------------------------------------
 
@@ -215,9 +218,9 @@ class Screener:
         pairs: dict[int, list[tuple[int, int]]] = defaultdict(list)
         for qi, query in enumerate(queries):
             for n, cov in self.index.candidates(query, expanded).items():
-                entity = self.index.names[n].entity
-                if self.entities[entity].schema_ not in allowed:
+                if self._name_schema[n] not in allowed:
                     continue
+                entity = self._name_entity[n]
                 pairs[entity].append((qi, n))
                 if cov > coverage.get(entity, -1.0):
                     coverage[entity] = cov
