@@ -14,13 +14,44 @@ from typing import Protocol
 from pydantic import BaseModel
 
 
-class PlatformError(Exception):
-    """A platform refused or failed a request. `retryable` says whether trying again may help."""
+class PlatformErrorKind(StrEnum):
+    """What went wrong, the same for every platform: the API maps these to 4xx answers."""
 
-    def __init__(self, message: str, *, code: str = "", retryable: bool = False) -> None:
+    NOT_FOUND = "not_found"  # unknown login or account
+    UNKNOWN_GROUP = "unknown_group"
+    INVALID_LEVERAGE = "invalid_leverage"  # outside the group's limits
+    INSUFFICIENT_FUNDS = "insufficient_funds"  # exceeds free margin / balance / credit
+    INVALID_REQUEST = "invalid_request"  # other bad parameters (amount, password rules, ...)
+    CONFLICT = "conflict"  # already exists
+    PERMISSION = "permission"  # the manager/API key lacks the right
+    AUTH = "auth"  # credentials refused
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"  # down, timeout, network: retry
+    PROTOCOL = "protocol"  # the platform answered something we cannot read
+    ERROR = "error"
+
+
+RETRYABLE_KINDS = {PlatformErrorKind.RATE_LIMITED, PlatformErrorKind.UNAVAILABLE}
+
+
+class PlatformError(Exception):
+    """A platform refused or failed a request. `retryable` says whether trying again may help.
+
+    `code` is the platform's own code (MT5 retcode, HTTP status, ...); `kind` is the common meaning.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "",
+        retryable: bool = False,
+        kind: PlatformErrorKind = PlatformErrorKind.ERROR,
+    ) -> None:
         super().__init__(message)
         self.code = code
-        self.retryable = retryable
+        self.retryable = retryable or kind in RETRYABLE_KINDS
+        self.kind = kind
 
 
 class BalanceOpKind(StrEnum):
@@ -95,6 +126,20 @@ class ClosedDeal(BaseModel):
     raw: dict[str, object]
 
 
+class OpenPosition(BaseModel):
+    position_id: str
+    login: int
+    symbol: str
+    side: str  # "buy" | "sell"
+    volume_lots: Decimal
+    open_price: Decimal
+    current_price: Decimal | None
+    profit: Decimal  # floating, account currency
+    swap: Decimal
+    commission: Decimal
+    opened_at: datetime  # UTC
+
+
 class TradingPlatformGateway(Protocol):
     platform: str
 
@@ -121,6 +166,12 @@ class TradingPlatformGateway(Protocol):
     async def set_access(self, login: int, access: AccessLevel) -> None: ...
 
     async def list_groups(self) -> list[str]: ...
+
+    async def list_open_positions(
+        self, logins: list[int] | None, group: str | None
+    ) -> list[OpenPosition]: ...
+
+    async def list_accounts(self, group: str | None) -> list[AccountState]: ...
 
     def iter_closed_deals(
         self, logins: list[int] | None, group: str | None, since: datetime, until: datetime
