@@ -13,6 +13,7 @@ ${imports if imports else ""}
 
 import fxcrm.core.fields
 import fxcrm.models.base
+import fxcrm.models.types
 
 revision: str = ${repr(up_revision)}
 down_revision: str | None = ${repr(down_revision)}

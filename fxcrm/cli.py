@@ -81,6 +81,27 @@ def seed() -> None:
     typer.echo(f"demo seed ready (brand {brand_id})")
 
 
+@app.command("start-sync")
+def start_sync() -> None:
+    """Start the platform sync workflow of every configured server (idempotent)."""
+
+    async def run() -> list[str]:
+        from fxcrm.core import temporal
+        from fxcrm.core.db import create_engine, session_factory
+        from fxcrm.sync_control import start_platform_syncs
+
+        settings = get_settings()
+        engine = create_engine(settings.database_url)
+        try:
+            client = await temporal.connect(settings)
+            return await start_platform_syncs(client, session_factory(engine), settings.task_queue)
+        finally:
+            await engine.dispose()
+
+    for workflow_id in asyncio.run(run()):
+        typer.echo(f"running: {workflow_id}")
+
+
 @app.command()
 def simulator(kind: Simulator, port: int | None = None) -> None:
     """Run one simulator: mt5 (HTTPS, port 7101) or kyc (port 7111)."""

@@ -32,7 +32,7 @@ async def seed_demo(
                 code=DEMO_BRAND,
                 name="fxcrm Demo Markets",
                 legal_entity="fxcrm Demo Markets Ltd (CY)",
-                config=demo_brand_config(DEMO_SERVER).model_dump(),
+                config=demo_brand_config(DEMO_SERVER).model_dump(mode="json"),
             )
             session.add(brand)
             await session.flush()

@@ -11,6 +11,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from fxcrm.activities.onboarding import OnboardingActivities
+from fxcrm.activities.platform_sync import PlatformSyncActivities
 from fxcrm.activities.screening import ScreeningService
 from fxcrm.adapters.kyc.base import KycProvider
 from fxcrm.adapters.platforms.base import TradingPlatformGateway
@@ -22,7 +23,9 @@ from fxcrm.core.fields import configure_field_cipher
 from fxcrm.core.log_context import LogContextInterceptor
 from fxcrm.core.logging import configure_logging
 from fxcrm.models import PlatformServer
+from fxcrm.workflows.account_change import AccountChangeWorkflow
 from fxcrm.workflows.onboarding import OnboardingWorkflow
+from fxcrm.workflows.platform_sync import PlatformSyncWorkflow
 
 log = structlog.get_logger(__name__)
 
@@ -72,10 +75,11 @@ def build_worker(
     screening: ScreeningService,
 ) -> Worker:
     onboarding = OnboardingActivities(sessions, kyc, platforms, screening, settings.kyc_level)
+    sync = PlatformSyncActivities(sessions, platforms)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[OnboardingWorkflow],
+        workflows=[OnboardingWorkflow, PlatformSyncWorkflow, AccountChangeWorkflow],
         interceptors=[LogContextInterceptor()],
         activities=[
             onboarding.open_kyc_applicant,
@@ -89,6 +93,9 @@ def build_worker(
             onboarding.record_stage,
             onboarding.notify_trader,
             onboarding.record_audit,
+            sync.ingest_deals,
+            sync.sync_accounts,
+            sync.change_account,
         ],
     )
 

@@ -55,3 +55,19 @@ async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
     """One unit of work: commit on success, roll back on any error."""
     async with sessions() as session, session.begin():
         yield session
+
+
+def insert_ignoring_duplicates(
+    session: Any, table: Any, rows: list[dict[str, Any]], unique: list[str]
+) -> Any:
+    """INSERT ... ON CONFLICT (unique) DO NOTHING on SQLite and PostgreSQL; returns the statement.
+
+    Executing it gives a result whose rowcount is the number of rows actually inserted.
+    """
+    if session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).values(rows).on_conflict_do_nothing(index_elements=unique)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).values(rows).on_conflict_do_nothing(index_elements=unique)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from fxcrm.domain.alerts import AlertThresholds
+
 RISK_CATEGORIES = ("low", "medium", "high")
 ACCOUNT_TYPES = ("retail", "pro", "vip")
 
@@ -33,6 +35,12 @@ class BrandConfig(BaseModel):
     high_risk_countries: list[str] = Field(default_factory=list)
     medium_risk_countries: list[str] = Field(default_factory=list)
     minimum_age: int = 18
+    # Dealing-desk alerts: the brand's default, and overrides for named groups.
+    alert_thresholds: AlertThresholds = Field(default_factory=AlertThresholds)
+    group_alert_thresholds: dict[str, AlertThresholds] = Field(default_factory=dict)
+
+    def thresholds_for(self, group: str) -> AlertThresholds:
+        return self.group_alert_thresholds.get(group, self.alert_thresholds)
 
     def group_for(self, account_type: str, risk: str) -> GroupChoice:
         return self.account_groups[account_type].for_risk(risk)

@@ -4,21 +4,26 @@ from fxcrm.models.audit import AuditEvent, AuditHead
 from fxcrm.models.base import Base
 from fxcrm.models.compliance import Notification, ProviderWebhook, ScreeningRecord
 from fxcrm.models.identity import Brand, IbPartner, StaffBrand, StaffUser
+from fxcrm.models.platform_sync import AccountMirror, IngestedDeal, RiskAlert, SyncCursor
 from fxcrm.models.traders import KycDocument, PlatformServer, Trader, TradingAccount
 
 __all__ = [
+    "AccountMirror",
     "AuditEvent",
     "AuditHead",
     "Base",
     "Brand",
     "IbPartner",
+    "IngestedDeal",
     "KycDocument",
     "Notification",
     "PlatformServer",
     "ProviderWebhook",
+    "RiskAlert",
     "ScreeningRecord",
     "StaffBrand",
     "StaffUser",
+    "SyncCursor",
     "Trader",
     "TradingAccount",
 ]

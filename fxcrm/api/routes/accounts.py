@@ -1,0 +1,166 @@
+"""Dealing desk and support: trading account mirrors, alerts, and changes to leverage, group, access."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field, model_validator
+from sqlalchemy import select
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+
+from fxcrm.api.deps import Principal, SessionDep, SettingsDep, TemporalDep, release, require
+from fxcrm.api.errors import Problem
+from fxcrm.models import AccountMirror, PlatformServer, RiskAlert
+from fxcrm.workflows.platform_sync_types import AccountChange, AccountChangeResult
+
+router = APIRouter(prefix="/backoffice", tags=["dealing"])
+DeskDep = Annotated[Principal, Depends(require("admin", "dealer", "support"))]
+ReaderDep = Annotated[
+    Principal, Depends(require("admin", "dealer", "support", "finance", "compliance"))
+]
+
+# A refusal from the platform, as the caller should see it.
+PROBLEMS = {
+    "not_found": (404, "Unknown account"),
+    "unknown_group": (422, "Unknown group"),
+    "invalid_leverage": (422, "Leverage outside the group's limits"),
+    "insufficient_funds": (422, "Insufficient free margin"),
+    "invalid_request": (422, "Refused by the platform"),
+    "conflict": (409, "Conflict"),
+    "permission": (502, "The platform refused fxcrm's manager rights"),
+}
+
+
+class MirrorView(BaseModel):
+    server_id: str
+    login: int
+    group: str
+    leverage: int
+    currency: str
+    access: str
+    balance: Decimal
+    credit: Decimal
+    equity: Decimal
+    margin: Decimal
+    free_margin: Decimal
+    margin_level: Decimal | None
+    synced_at: datetime
+
+
+class AlertView(BaseModel):
+    id: int
+    server_id: str
+    login: int
+    kind: str
+    value: Decimal
+    threshold: Decimal
+    status: str
+    raised_at: datetime
+    cleared_at: datetime | None
+
+
+class ChangeRequest(BaseModel):
+    leverage: int | None = Field(default=None, ge=1, le=5000)
+    group: str | None = Field(default=None, min_length=1, max_length=100)
+    access: Literal["full", "read_only", "no_trading", "disabled"] | None = None
+    reason: str = Field(min_length=3, max_length=1000)
+
+    @model_validator(mode="after")
+    def _one_change(self) -> ChangeRequest:
+        if sum(v is not None for v in (self.leverage, self.group, self.access)) != 1:
+            raise ValueError("give exactly one of leverage, group, access")
+        return self
+
+
+async def _server(session: SessionDep, principal: Principal, server_id: str) -> PlatformServer:
+    server = await session.get(PlatformServer, server_id)
+    if server is None or not principal.can_see_brand(server.brand_id):
+        raise Problem(404, "Unknown server", f"no platform server {server_id!r}")
+    return server
+
+
+@router.get("/accounts/{server_id}/{login}", response_model=MirrorView)
+async def account(
+    server_id: str, login: int, principal: ReaderDep, session: SessionDep
+) -> MirrorView:
+    await _server(session, principal, server_id)
+    mirror = await session.get(AccountMirror, (server_id, login))
+    if mirror is None:
+        raise Problem(
+            404, "Unknown account", f"no account {login} on {server_id} (not synced yet?)"
+        )
+    return MirrorView.model_validate(mirror, from_attributes=True)
+
+
+@router.get("/alerts", response_model=list[AlertView])
+async def alerts(
+    principal: ReaderDep,
+    session: SessionDep,
+    server_id: str,
+    status: Literal["open", "cleared"] = "open",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[AlertView]:
+    await _server(session, principal, server_id)
+    rows = (
+        await session.scalars(
+            select(RiskAlert)
+            .where(RiskAlert.server_id == server_id, RiskAlert.status == status)
+            .order_by(RiskAlert.id.desc())
+            .limit(limit)
+        )
+    ).all()
+    return [AlertView.model_validate(r, from_attributes=True) for r in rows]
+
+
+@router.post("/accounts/{server_id}/{login}/changes", response_model=AccountChangeResult)
+async def change(
+    server_id: str,
+    login: int,
+    body: ChangeRequest,
+    principal: DeskDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+) -> AccountChangeResult:
+    await _server(session, principal, server_id)
+    await release(session)
+    request = AccountChange(
+        server_id=server_id,
+        login=login,
+        leverage=body.leverage,
+        group=body.group,
+        access=body.access,
+        actor_id=principal.id,
+        actor_role=principal.role,
+        reason=body.reason,
+        brand_ids=principal.brand_ids,
+    )
+    try:
+        return await temporal.execute_workflow(
+            "AccountChangeWorkflow",
+            request,
+            id=f"account-change-{uuid.uuid4().hex}",
+            task_queue=settings.task_queue,
+            result_type=AccountChangeResult,
+        )
+    except WorkflowFailureError as exc:
+        failure = _application_error(exc)
+        kind = (failure.type or "").removeprefix("Platform.") if failure else ""
+        status, title = PROBLEMS.get(kind, (502, "Platform error"))
+        detail = failure.message if failure else str(exc)
+        raise Problem(status, title, detail, type_=f"/problems/platform/{kind or 'error'}") from exc
+
+
+def _application_error(exc: BaseException) -> ApplicationError | None:
+    """The activity's typed error, under the workflow and activity failure wrappers."""
+    current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, ApplicationError):
+            return current
+        current = getattr(current, "cause", None) or current.__cause__
+    return None

@@ -1,0 +1,187 @@
+"""Deal ingestion and account mirroring against a fake platform, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.testing import ActivityEnvironment
+
+from fxcrm.activities.platform_sync import PlatformSyncActivities
+from fxcrm.adapters.platforms.base import AccessLevel, AccountState, ClosedDeal
+from fxcrm.adapters.platforms.registry import PlatformRegistry
+from fxcrm.models import AccountMirror, IngestedDeal, RiskAlert, SyncCursor
+from fxcrm.seed import DEMO_SERVER, seed_demo
+from fxcrm.workflows.platform_sync_types import IngestInput, ServerRef
+
+
+class FakePlatform:
+    """Just enough of a gateway: closed deals by time window, and account states."""
+
+    platform = "fake"
+
+    def __init__(self) -> None:
+        self.deals: list[ClosedDeal] = []
+        self.accounts: list[AccountState] = []
+        self.windows: list[tuple[datetime, datetime]] = []
+
+    async def iter_closed_deals(
+        self, logins: list[int] | None, group: str | None, since: datetime, until: datetime
+    ) -> AsyncIterator[ClosedDeal]:
+        self.windows.append((since, until))
+        for deal in self.deals:
+            if since <= deal.time < until:
+                yield deal
+
+    async def list_accounts(self, group: str | None) -> list[AccountState]:
+        return list(self.accounts)
+
+    async def close(self) -> None:
+        return None
+
+
+def deal(n: int, at: datetime) -> ClosedDeal:
+    return ClosedDeal(
+        deal_id=str(n),
+        login=500000 + n % 7,
+        position_id=str(n),
+        symbol="EURUSD",
+        side="sell",
+        entry="out",
+        volume_lots=Decimal("0.10"),
+        price=Decimal("1.08345"),
+        profit=Decimal("12.34"),
+        commission=Decimal("-0.70"),
+        swap=Decimal("-0.12"),
+        time=at,
+        raw={"Deal": str(n)},
+    )
+
+
+def account(login: int, *, margin_level: str | None, margin: str = "100") -> AccountState:
+    return AccountState(
+        login=login,
+        group="real\\retail\\std",
+        leverage=30,
+        currency="USD",
+        balance=Decimal("1000"),
+        credit=Decimal(0),
+        equity=Decimal("950.50"),
+        margin=Decimal(margin),
+        free_margin=Decimal("850.50"),
+        margin_level=Decimal(margin_level) if margin_level else None,
+        access=AccessLevel.FULL,
+    )
+
+
+@pytest.fixture
+async def server(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[str]:
+    """The demo server, with no cursor, deals, mirrors or alerts left by another test."""
+    await seed_demo(sessions)
+    async with sessions() as session, session.begin():
+        for model in (IngestedDeal, SyncCursor, RiskAlert, AccountMirror):
+            await session.execute(model.__table__.delete())  # type: ignore[attr-defined]
+    yield DEMO_SERVER
+
+
+def activities(
+    sessions: async_sessionmaker[AsyncSession], fake: FakePlatform
+) -> PlatformSyncActivities:
+    async def factory(server_id: str) -> FakePlatform:
+        return fake
+
+    return PlatformSyncActivities(sessions, PlatformRegistry(factory))  # type: ignore[arg-type]
+
+
+async def _count(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(IngestedDeal)) or 0)
+
+
+async def test_ingestion_is_idempotent_across_overlaps_and_reruns(
+    sessions: async_sessionmaker[AsyncSession], server: str
+) -> None:
+    fake = FakePlatform()
+    now = datetime.now(UTC)
+    fake.deals = [deal(n, now - timedelta(hours=5) + timedelta(seconds=30 * n)) for n in range(300)]
+    acts = activities(sessions, fake)
+    env = ActivityEnvironment()
+    first = await env.run(
+        acts.ingest_deals, IngestInput(server_id=server, overlap_seconds=600, max_deals=10_000)
+    )
+    assert (first.read, first.inserted, first.caught_up) == (300, 300, True)
+    # Re-run with a big overlap: everything is read again, nothing is inserted twice.
+    again = await env.run(
+        acts.ingest_deals, IngestInput(server_id=server, overlap_seconds=6 * 3600, max_deals=10_000)
+    )
+    assert again.read == 300 and again.inserted == 0
+    assert await _count(sessions) == 300
+    async with sessions() as session:
+        row = await session.scalar(select(IngestedDeal).where(IngestedDeal.deal_id == "7"))
+    assert row is not None and row.profit == Decimal("12.34") and row.volume_lots == Decimal("0.1")
+    assert row.closed_at.tzinfo is not None
+
+
+async def test_a_big_backlog_is_read_in_bounded_steps(
+    sessions: async_sessionmaker[AsyncSession], server: str
+) -> None:
+    fake = FakePlatform()
+    now = datetime.now(UTC)
+    fake.deals = [deal(n, now - timedelta(days=2) + timedelta(minutes=n)) for n in range(2400)]
+    async with sessions() as session, session.begin():
+        session.add(
+            SyncCursor(
+                server_id=server,
+                deals_until=now - timedelta(days=3),
+                deals_ingested=0,
+                updated_at=now,
+            )
+        )
+    acts = activities(sessions, fake)
+    env = ActivityEnvironment()
+    steps = 0
+    while True:
+        steps += 1
+        result = await env.run(
+            acts.ingest_deals, IngestInput(server_id=server, overlap_seconds=60, max_deals=500)
+        )
+        assert result.read <= 500 + 60  # stops after the window that crossed the limit
+        if result.caught_up:
+            break
+    assert steps > 3
+    assert await _count(sessions) == 2400
+
+
+async def test_accounts_are_mirrored_and_alerts_raised_once_then_cleared(
+    sessions: async_sessionmaker[AsyncSession], server: str
+) -> None:
+    fake = FakePlatform()
+    fake.accounts = [
+        account(1, margin_level="80.5"),
+        account(2, margin_level="950"),
+        account(3, margin_level=None, margin="0"),
+    ]
+    acts = activities(sessions, fake)
+    env = ActivityEnvironment()
+    synced = await env.run(acts.sync_accounts, ServerRef(server_id=server))
+    assert (synced.accounts, synced.alerts_raised, synced.alerts_cleared) == (3, 1, 0)
+    again = await env.run(acts.sync_accounts, ServerRef(server_id=server))
+    assert again.alerts_raised == 0  # still breached: the open alert stays, no duplicate
+    fake.accounts[0] = account(1, margin_level="300")
+    recovered = await env.run(acts.sync_accounts, ServerRef(server_id=server))
+    assert recovered.alerts_cleared == 1
+    async with sessions() as session:
+        mirror = await session.get(AccountMirror, (server, 1))
+        alerts = (await session.scalars(select(RiskAlert).where(RiskAlert.login == 1))).all()
+    assert (
+        mirror is not None
+        and mirror.margin_level == Decimal("300")
+        and mirror.equity == Decimal("950.5")
+    )
+    assert [(a.kind, a.status, a.value) for a in alerts] == [
+        ("margin_level", "cleared", Decimal("80.5"))
+    ]
