@@ -15,6 +15,7 @@ from fxcrm.activities.platform_sync import PlatformSyncActivities
 from fxcrm.activities.screening import ScreeningService
 from fxcrm.adapters.kyc.base import KycProvider
 from fxcrm.adapters.platforms.base import TradingPlatformGateway
+from fxcrm.adapters.platforms.factory import build_gateway
 from fxcrm.adapters.platforms.registry import GatewayFactory, PlatformRegistry
 from fxcrm.core import temporal
 from fxcrm.core.config import Settings
@@ -40,17 +41,7 @@ def platform_factory(
             server = await session.get(PlatformServer, server_id)
         if server is None:
             raise LookupError(f"unknown platform server {server_id}")
-        if server.platform != "mt5":
-            raise LookupError(f"platform {server.platform} has no adapter yet")
-        from fxcrm.adapters.platforms.mt5 import Mt5WebApiClient
-
-        return Mt5WebApiClient(
-            base_url=server.base_url,
-            manager_login=int(server.config["manager_login"]),
-            password=settings.mt5_manager_password,
-            server_utc_offset_hours=float(server.config.get("server_utc_offset_hours", 0)),
-            verify=settings.platform_tls_verify,
-        )
+        return build_gateway(server.platform, server.base_url, server.config, settings)
 
     return build
 

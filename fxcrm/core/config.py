@@ -16,6 +16,11 @@ DEV_KYC_WEBHOOK_SECRET = "dev-kyc-webhook-secret"  # noqa: S105
 DEV_KYC_APP_TOKEN = "sbx:dev-app-token"  # noqa: S105
 DEV_KYC_SECRET_KEY = "dev-kyc-secret-key"  # noqa: S105
 DEV_MT5_PASSWORD = "Manager#2026"  # noqa: S105
+DEV_CTRADER_PASSWORD = "Manager#2026ct"  # noqa: S105
+DEV_MATCHTRADER_API_KEY = "mtr-dev-broker-api-key-0123456789abcdef"
+DEV_SIRIX_TOKEN = "t1_dev-sirix-token-0123456789"  # noqa: S105
+DEV_MT4_KEY_ID = "fxcrm-dev"
+DEV_MT4_SECRET = "mt4-bridge-dev-secret-2026"  # noqa: S105
 
 DEV_SECRETS = {
     DEV_SECRET_KEY,
@@ -24,6 +29,10 @@ DEV_SECRETS = {
     DEV_KYC_APP_TOKEN,
     DEV_KYC_SECRET_KEY,
     DEV_MT5_PASSWORD,
+    DEV_CTRADER_PASSWORD,
+    DEV_MATCHTRADER_API_KEY,
+    DEV_SIRIX_TOKEN,
+    DEV_MT4_SECRET,
 }
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +66,13 @@ class Settings(BaseSettings):
     # Sanctions list sources: directories with the OFAC CSV trio, sdn.xml or UN consolidated.xml files.
     sanctions_paths: str = str(ROOT.parent / "shared" / "data" / "sanctions" / "ofac-sdn-2022-01")
 
+    # Platform credentials: one per platform kind; server rows hold the non-secret settings.
     mt5_manager_password: str = DEV_MT5_PASSWORD
+    ctrader_manager_password: str = DEV_CTRADER_PASSWORD
+    matchtrader_api_key: str = DEV_MATCHTRADER_API_KEY
+    sirix_token: str = DEV_SIRIX_TOKEN
+    mt4_bridge_key_id: str = DEV_MT4_KEY_ID
+    mt4_bridge_secret: str = DEV_MT4_SECRET
     platform_tls_verify: bool = False
 
     api_host: str = "127.0.0.1"
@@ -76,6 +91,10 @@ class Settings(BaseSettings):
                     "kyc_app_token",
                     "kyc_secret_key",
                     "mt5_manager_password",
+                    "ctrader_manager_password",
+                    "matchtrader_api_key",
+                    "sirix_token",
+                    "mt4_bridge_secret",
                 )
                 if any(part in DEV_SECRETS for part in str(getattr(self, name)).split(","))
             ]

@@ -8,6 +8,13 @@ from fxcrm.core.config import ROOT, Settings
 
 MT5_PORT = 7101
 KYC_PORT = 7111
+# Platform simulators other than MT5: (module with main(argv), default port).
+PLATFORM_SIMULATORS = {
+    "ctrader": ("fxcrm.adapters.simulators.ctrader.serve", 7102),
+    "matchtrader": ("fxcrm.adapters.simulators.matchtrader.serve", 7103),
+    "sirix": ("fxcrm.adapters.simulators.sirix.serve", 7104),
+    "mt4": ("fxcrm.adapters.simulators.mt4.serve", 7105),
+}
 
 
 def run_simulator(kind: str, port: int | None, settings: Settings) -> None:
@@ -24,6 +31,19 @@ def run_simulator(kind: str, port: int | None, settings: Settings) -> None:
                 str(var / "certs"),
                 "--state-file",
                 str(var / "mt5-simulator.json"),
+            ]
+        )
+    elif kind in PLATFORM_SIMULATORS:
+        import importlib
+
+        module, default_port = PLATFORM_SIMULATORS[kind]
+        serve = importlib.import_module(module)
+        serve.main(
+            [
+                "--port",
+                str(port or default_port),
+                "--state-file",
+                str(var / f"{kind}-simulator.json"),
             ]
         )
     elif kind == "kyc":
