@@ -17,6 +17,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from fxcrm.adapters.platforms.base import (
+    ALL_GROUPS,
     AccessLevel,
     AccountState,
     ClosedDeal,
@@ -105,7 +106,7 @@ class PlatformSyncActivities:
             end = min(start + window, until)
             batch: list[dict[str, Any]] = []
             try:
-                async for deal in gateway.iter_closed_deals(None, None, start, end):
+                async for deal in gateway.iter_closed_deals(None, ALL_GROUPS, start, end):
                     batch.append(_deal_row(inp.server_id, deal))
                     read += 1
                     if len(batch) >= BATCH:

@@ -18,7 +18,7 @@ DEV_KYC_SECRET_KEY = "dev-kyc-secret-key"  # noqa: S105
 DEV_MT5_PASSWORD = "Manager#2026"  # noqa: S105
 DEV_CTRADER_PASSWORD = "Manager#2026ct"  # noqa: S105
 DEV_MATCHTRADER_API_KEY = "mtr-dev-broker-api-key-0123456789abcdef"
-DEV_SIRIX_TOKEN = "t1_dev-sirix-token-0123456789"  # noqa: S105
+DEV_SIRIX_TOKEN = "t1_dev-sirix-simulator-token-0123456789"  # noqa: S105
 DEV_MT4_KEY_ID = "fxcrm-dev"
 DEV_MT4_SECRET = "mt4-bridge-dev-secret-2026"  # noqa: S105
 

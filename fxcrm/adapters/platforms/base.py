@@ -140,6 +140,10 @@ class OpenPosition(BaseModel):
     opened_at: datetime  # UTC
 
 
+# `iter_closed_deals(None, ALL_GROUPS, ...)`: every account on the server (ingestion reads this way).
+ALL_GROUPS = "*"
+
+
 class TradingPlatformGateway(Protocol):
     platform: str
 

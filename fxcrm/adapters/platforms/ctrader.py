@@ -33,6 +33,7 @@ import httpx
 import pycountry
 
 from fxcrm.adapters.platforms.base import (
+    ALL_GROUPS,
     AccessLevel,
     AccountState,
     BalanceOpKind,
@@ -560,7 +561,7 @@ class CTraderWebServicesClient:
         if since.tzinfo is None or until.tzinfo is None:
             raise ValueError("naive datetime: pass UTC-aware datetimes")
         members: set[int] | None = None
-        if group is not None:
+        if group is not None and group != ALL_GROUPS:
             members = {to_int(t["login"]) for t in await self._traders(group)}
         seen: set[str] = set()  # windows share their edges: one deal may come twice
         start = since

@@ -29,8 +29,10 @@ from fxcrm.adapters.platforms.base import (
     BalanceOpResult,
     ClosedDeal,
     NewAccountSpec,
+    OpenPosition,
     PlatformAccountRef,
     PlatformError,
+    PlatformErrorKind,
 )
 
 # EnUsersRights bits that fxcrm reads and writes.
@@ -65,6 +67,39 @@ _BALANCE_TYPES: dict[BalanceOpKind, tuple[int, int]] = {
 # Retcodes that describe a busy or unreachable server rather than a refusal: worth trying again.
 RETRYABLE_RETCODES = frozenset({5, 6, 7, 9, 10, 11, 12, 15})
 
+_RETCODE_KINDS: dict[int, PlatformErrorKind] = {
+    3: PlatformErrorKind.INVALID_REQUEST,
+    4: PlatformErrorKind.INVALID_REQUEST,
+    5: PlatformErrorKind.UNAVAILABLE,
+    6: PlatformErrorKind.UNAVAILABLE,
+    7: PlatformErrorKind.UNAVAILABLE,
+    8: PlatformErrorKind.PERMISSION,
+    9: PlatformErrorKind.UNAVAILABLE,
+    10: PlatformErrorKind.UNAVAILABLE,
+    11: PlatformErrorKind.UNAVAILABLE,
+    12: PlatformErrorKind.RATE_LIMITED,
+    13: PlatformErrorKind.NOT_FOUND,
+    15: PlatformErrorKind.UNAVAILABLE,
+    3002: PlatformErrorKind.ERROR,  # no free login left in the group range: configuration
+    3003: PlatformErrorKind.UNKNOWN_GROUP,
+    3004: PlatformErrorKind.CONFLICT,
+    3006: PlatformErrorKind.INVALID_REQUEST,
+    4005: PlatformErrorKind.INVALID_REQUEST,
+    10019: PlatformErrorKind.INSUFFICIENT_FUNDS,
+}
+
+
+def retcode_kind(code: int, text: str = "") -> PlatformErrorKind:
+    """The common meaning of a retcode. Retcode 3 says only "invalid parameters"; the text (the
+    simulator's, and servers that add one) tells a bad leverage or an unknown group apart."""
+    if code == 3:
+        lowered = text.lower()
+        if "leverage" in lowered:
+            return PlatformErrorKind.INVALID_LEVERAGE
+        if "group" in lowered and ("unknown" in lowered or "not found" in lowered):
+            return PlatformErrorKind.UNKNOWN_GROUP
+    return _RETCODE_KINDS.get(code, PlatformErrorKind.ERROR)
+
 
 def password_hash(password: str) -> bytes:
     """MD5(MD5(UTF-16LE password) || "WebAPI"), raw bytes: the secret behind both auth answers."""
@@ -85,12 +120,17 @@ def parse_retcode(value: object) -> tuple[int, str]:
     try:
         return int(head), text
     except ValueError as exc:
-        raise PlatformError(f"MT5: malformed retcode {text!r}", code="protocol") from exc
+        raise PlatformError(
+            f"MT5: malformed retcode {text!r}", code="protocol", kind=PlatformErrorKind.PROTOCOL
+        ) from exc
 
 
 def retcode_error(command: str, code: int, text: str) -> PlatformError:
     return PlatformError(
-        f"MT5 {command}: {text}", code=str(code), retryable=code in RETRYABLE_RETCODES
+        f"MT5 {command}: {text}",
+        code=str(code),
+        retryable=code in RETRYABLE_RETCODES,
+        kind=retcode_kind(code, text),
     )
 
 
@@ -98,14 +138,18 @@ def to_decimal(value: object) -> Decimal:
     try:
         return Decimal(str(value))
     except InvalidOperation as exc:
-        raise PlatformError(f"MT5: not a number: {value!r}", code="protocol") from exc
+        raise PlatformError(
+            f"MT5: not a number: {value!r}", code="protocol", kind=PlatformErrorKind.PROTOCOL
+        ) from exc
 
 
 def to_int(value: object) -> int:
     try:
         return int(str(value))
     except ValueError as exc:
-        raise PlatformError(f"MT5: not an integer: {value!r}", code="protocol") from exc
+        raise PlatformError(
+            f"MT5: not an integer: {value!r}", code="protocol", kind=PlatformErrorKind.PROTOCOL
+        ) from exc
 
 
 def client_key(client_id: str) -> str:
@@ -232,7 +276,11 @@ class Mt5WebApiClient:
         try:
             srv_rand = bytes.fromhex(srv_rand_hex)
         except ValueError as exc:
-            raise PlatformError("MT5 auth/start: malformed srv_rand", code="protocol") from exc
+            raise PlatformError(
+                "MT5 auth/start: malformed srv_rand",
+                code="protocol",
+                kind=PlatformErrorKind.PROTOCOL,
+            ) from exc
         cli_rand = secrets.token_bytes(16)
         answer = await self._raw(
             "auth/answer",
@@ -245,6 +293,7 @@ class Mt5WebApiClient:
             raise PlatformError(
                 "MT5 manager login refused: wrong login or password, or Web API access not allowed",
                 code="auth",
+                kind=PlatformErrorKind.AUTH,
             )
         data = self._decode(answer, "auth/answer")
         # The server proves it knows the password too; anything else may be an impostor.
@@ -253,6 +302,7 @@ class Mt5WebApiClient:
             raise PlatformError(
                 "MT5 server failed the mutual authentication check (cli_rand_answer)",
                 code="auth_server",
+                kind=PlatformErrorKind.AUTH,
             )
 
     async def _session_for(self, stale: int | None) -> int:
@@ -270,11 +320,9 @@ class Mt5WebApiClient:
         try:
             return await self._http.get(f"/api/{command}", params=_query(params))
         except httpx.TimeoutException as exc:
-            raise PlatformError(f"MT5 {command}: timeout", code="timeout", retryable=True) from exc
+            raise _unavailable(command, "timeout", "timeout") from exc
         except httpx.TransportError as exc:
-            raise PlatformError(
-                f"MT5 {command}: connection failed: {exc!r}", code="network", retryable=True
-            ) from exc
+            raise _unavailable(command, f"connection failed: {exc!r}", "network") from exc
 
     async def _call(
         self,
@@ -298,22 +346,20 @@ class Mt5WebApiClient:
                     method, f"/api/{command}", params=_query(params or {}), json=body
                 )
             except httpx.TimeoutException as exc:
-                raise PlatformError(
-                    f"MT5 {command}: timeout", code="timeout", retryable=True
-                ) from exc
+                raise _unavailable(command, "timeout", "timeout") from exc
             except httpx.TransportError as exc:
                 stale = session
                 if attempt == 0 and (not mutating or isinstance(exc, httpx.ConnectError)):
                     continue
-                raise PlatformError(
-                    f"MT5 {command}: connection failed: {exc!r}", code="network", retryable=True
-                ) from exc
+                raise _unavailable(command, f"connection failed: {exc!r}", "network") from exc
             if response.status_code == 403:
                 stale = session
                 if attempt == 0:
                     continue
                 raise PlatformError(
-                    f"MT5 {command}: HTTP 403 after logging in again", code="http_403"
+                    f"MT5 {command}: HTTP 403 after logging in again",
+                    code="http_403",
+                    kind=PlatformErrorKind.AUTH,
                 )
             return self._decode(response, command)
         raise AssertionError("unreachable")
@@ -322,17 +368,31 @@ class Mt5WebApiClient:
     def _decode(response: httpx.Response, command: str) -> dict[str, Any]:
         status = response.status_code
         if status != 200:
-            raise PlatformError(
-                f"MT5 {command}: HTTP {status}",
-                code=f"http_{status}",
-                retryable=status >= 500 or status == 429,
-            )
+            if status == 429:
+                kind = PlatformErrorKind.RATE_LIMITED
+            elif status >= 500:
+                kind = PlatformErrorKind.UNAVAILABLE
+            elif status in (401, 403):
+                kind = PlatformErrorKind.AUTH
+            elif status == 404:
+                kind = PlatformErrorKind.PROTOCOL  # no such command on this server
+            else:
+                kind = PlatformErrorKind.ERROR
+            raise PlatformError(f"MT5 {command}: HTTP {status}", code=f"http_{status}", kind=kind)
         try:
             data = response.json()
         except ValueError as exc:
-            raise PlatformError(f"MT5 {command}: answer is not JSON", code="protocol") from exc
+            raise PlatformError(
+                f"MT5 {command}: answer is not JSON",
+                code="protocol",
+                kind=PlatformErrorKind.PROTOCOL,
+            ) from exc
         if not isinstance(data, dict) or "retcode" not in data:
-            raise PlatformError(f"MT5 {command}: answer without retcode", code="protocol")
+            raise PlatformError(
+                f"MT5 {command}: answer without retcode",
+                code="protocol",
+                kind=PlatformErrorKind.PROTOCOL,
+            )
         code, text = parse_retcode(data["retcode"])
         if code != 0:
             raise retcode_error(command, code, text)
@@ -396,23 +456,7 @@ class Mt5WebApiClient:
     async def get_account(self, login: int) -> AccountState:
         user = await self._answer("GET", "user/get", {"login": login})
         account = await self._answer("GET", "user/account/get", {"login": login})
-        group = str(user["Group"])
-        margin = to_decimal(account.get("Margin", 0))
-        rights = to_int(user.get("Rights", 0))
-        return AccountState(
-            login=to_int(user["Login"]),
-            group=group,
-            leverage=to_int(user.get("Leverage", 0)),
-            currency=await self._group_currency(group),
-            balance=to_decimal(account.get("Balance", 0)),
-            credit=to_decimal(account.get("Credit", 0)),
-            equity=to_decimal(account.get("Equity", 0)),
-            margin=margin,
-            free_margin=to_decimal(account.get("MarginFree", 0)),
-            margin_level=to_decimal(account.get("MarginLevel", 0)) if margin else None,
-            access=access_from_rights(rights),
-            client_id=self._client_id_of(user),
-        )
+        return await self._account_state(user, account)
 
     async def find_accounts_by_client(self, client_id: str) -> list[PlatformAccountRef]:
         key = client_key(client_id)
@@ -482,6 +526,99 @@ class Mt5WebApiClient:
             group = await self._answer("GET", "group/next", {"index": index})
             names.append(str(group["Group"]))
         return names
+
+    async def list_open_positions(
+        self, logins: list[int] | None, group: str | None
+    ) -> list[OpenPosition]:
+        """Open positions of some logins or of a group mask, paged (position/get_total+get_page)."""
+        if (logins is None) == (group is None):
+            raise ValueError("pass either logins or a group mask")
+        selector: dict[str, object] = (
+            {"login": ",".join(str(login) for login in logins)}
+            if logins is not None
+            else {"group": str(group)}
+        )
+        if logins == []:
+            return []
+        total = to_int(
+            (await self._answer("GET", "position/get_total", selector) or {}).get("total", 0)
+        )
+        positions: list[OpenPosition] = []
+        for offset in range(0, total, self._page_size):
+            page = await self._answer(
+                "GET",
+                "position/get_page",
+                {**selector, "offset": offset, "total": self._page_size},
+            )
+            positions.extend(self._open_position(raw) for raw in page or [])
+        return positions
+
+    def _open_position(self, raw: Mapping[str, Any]) -> OpenPosition:
+        volume_ext = to_int(raw.get("VolumeExt", 0) or 0)
+        lots = (
+            Decimal(volume_ext) / LOTS_PER_VOLUME_EXT
+            if volume_ext
+            else Decimal(to_int(raw.get("Volume", 0))) / LOTS_PER_VOLUME
+        )
+        current = raw.get("PriceCurrent")
+        return OpenPosition(
+            position_id=str(raw["Position"]),
+            login=to_int(raw["Login"]),
+            symbol=str(raw.get("Symbol", "")),
+            side="buy" if to_int(raw.get("Action", 0)) == ACTION_BUY else "sell",
+            volume_lots=lots,
+            open_price=to_decimal(raw.get("PriceOpen", 0)),
+            current_price=to_decimal(current) if current not in (None, "") else None,
+            profit=to_decimal(raw.get("Profit", 0)),
+            swap=to_decimal(raw.get("Storage", 0)),
+            commission=to_decimal(raw.get("Commission", 0) or 0),
+            opened_at=self._to_utc(raw.get("TimeCreate", 0), raw.get("TimeCreateMsc")),
+        )
+
+    async def list_accounts(self, group: str | None) -> list[AccountState]:
+        """Every account of a group mask (all the manager sees when None): users and their trade
+        accounts in two batch calls, or one account call per login on servers without
+        user/account/get_batch."""
+        mask = group or self._client_search_mask
+        users = await self._answer("GET", "user/get_batch", {"group": mask}) or []
+        accounts: dict[int, Mapping[str, Any]] = {}
+        try:
+            batch = await self._answer("GET", "user/account/get_batch", {"group": mask}) or []
+            accounts = {to_int(a["Login"]): a for a in batch}
+        except PlatformError as exc:
+            if exc.kind not in (PlatformErrorKind.PROTOCOL, PlatformErrorKind.INVALID_REQUEST):
+                raise
+            for user in users:
+                login = to_int(user["Login"])
+                accounts[login] = await self._answer("GET", "user/account/get", {"login": login})
+        states = []
+        for user in users:
+            login = to_int(user["Login"])
+            account = accounts.get(login)
+            if account is None:
+                continue
+            states.append(await self._account_state(user, account))
+        return states
+
+    async def _account_state(
+        self, user: Mapping[str, Any], account: Mapping[str, Any]
+    ) -> AccountState:
+        group = str(user["Group"])
+        margin = to_decimal(account.get("Margin", 0))
+        return AccountState(
+            login=to_int(user["Login"]),
+            group=group,
+            leverage=to_int(user.get("Leverage", 0)),
+            currency=await self._group_currency(group),
+            balance=to_decimal(account.get("Balance", 0)),
+            credit=to_decimal(account.get("Credit", 0)),
+            equity=to_decimal(account.get("Equity", 0)),
+            margin=margin,
+            free_margin=to_decimal(account.get("MarginFree", 0)),
+            margin_level=to_decimal(account.get("MarginLevel", 0)) if margin else None,
+            access=access_from_rights(to_int(user.get("Rights", 0))),
+            client_id=self._client_id_of(user),
+        )
 
     async def iter_closed_deals(
         self, logins: list[int] | None, group: str | None, since: datetime, until: datetime
@@ -578,6 +715,12 @@ class Mt5WebApiClient:
                 await self._http.get("/api/quit")
             self._session = None
         await self._http.aclose()
+
+
+def _unavailable(command: str, what: str, code: str) -> PlatformError:
+    return PlatformError(
+        f"MT5 {command}: {what}", code=code, retryable=True, kind=PlatformErrorKind.UNAVAILABLE
+    )
 
 
 def _ssl_verify(verify: bool | str | Path) -> bool | ssl.SSLContext:
