@@ -17,6 +17,26 @@ STAFF_ROLES = ("admin", "onboarding", "compliance", "finance", "dealer", "suppor
 DEMO_PASSWORD_SUFFIX = "-demo-2026"  # noqa: S105  (dev only: `make dev` prints these)
 
 
+MT5_CONFIG: dict[str, object] = {"manager_login": 1000, "server_utc_offset_hours": 2}
+# One server per other platform, on the simulators `make dev` starts (see adapters/simulators/run.py).
+OTHER_SERVERS: dict[str, tuple[str, str, str, dict[str, object]]] = {
+    "ctrader-demo": (
+        "ctrader",
+        "cTrader demo (simulator)",
+        "http://127.0.0.1:7102",
+        {"manager_login": 30017, "broker_name": "fxcrm-demo"},
+    ),
+    "matchtrader-demo": (
+        "matchtrader",
+        "Match-Trader demo (simulator)",
+        "http://127.0.0.1:7103",
+        {},
+    ),
+    "sirix-demo": ("sirix", "Sirix demo (simulator)", "https://127.0.0.1:7104", {}),
+    "mt4-demo": ("mt4", "MT4 bridge demo (simulator)", "http://127.0.0.1:7105", {}),
+}
+
+
 def demo_staff_credentials() -> list[tuple[str, str]]:
     return [(f"{role}@demo.fxcrm.dev", f"{role}{DEMO_PASSWORD_SUFFIX}") for role in STAFF_ROLES]
 
@@ -45,17 +65,22 @@ async def seed_demo(
                 brand_id=brand.id,
                 after={"code": DEMO_BRAND},
             )
-        if await session.get(PlatformServer, DEMO_SERVER) is None:
-            session.add(
-                PlatformServer(
-                    id=DEMO_SERVER,
-                    brand_id=brand.id,
-                    platform="mt5",
-                    name="MT5 demo (simulator)",
-                    base_url=mt5_url,
-                    config={"manager_login": 1000, "server_utc_offset_hours": 2},
+        servers = {
+            DEMO_SERVER: ("mt5", "MT5 demo (simulator)", mt5_url, MT5_CONFIG),
+            **OTHER_SERVERS,
+        }
+        for server_id, (platform, name, url, config) in servers.items():
+            if await session.get(PlatformServer, server_id) is None:
+                session.add(
+                    PlatformServer(
+                        id=server_id,
+                        brand_id=brand.id,
+                        platform=platform,
+                        name=name,
+                        base_url=url,
+                        config=config,
+                    )
                 )
-            )
         for role in STAFF_ROLES:
             email = f"{role}@demo.fxcrm.dev"
             if await session.scalar(select(StaffUser.id).where(StaffUser.email == email)):
