@@ -13,6 +13,7 @@ app = typer.Typer(help="fxcrm: CRM and back office for Forex and CFD brokers", n
 
 
 class Simulator(StrEnum):
+    platforms = "platforms"
     mt5 = "mt5"
     mt4 = "mt4"
     ctrader = "ctrader"
@@ -108,7 +109,8 @@ def start_sync() -> None:
 
 @app.command()
 def simulator(kind: Simulator, port: int | None = None) -> None:
-    """Run one simulator: mt5 (HTTPS 7101), ctrader 7102, matchtrader 7103, sirix 7104, mt4 7105, kyc 7111."""
+    """Run a simulator: `platforms` runs all five with live simulated trading (as `make dev`), or one of
+    mt5 (HTTPS 7101), ctrader 7102, matchtrader 7103, sirix (HTTPS 7104), mt4 7105, kyc 7111."""
     from fxcrm.adapters.simulators.run import run_simulator
 
     run_simulator(kind.value, port, get_settings())

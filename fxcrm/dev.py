@@ -113,7 +113,7 @@ def run_dev(settings: Settings) -> None:
                 ],
             ],
         )
-        sup.start("mt5-simulator", [*fxcrm, "simulator", "mt5"])
+        sup.start("platform-simulators", [*fxcrm, "simulator", "platforms"])
         sup.start("kyc-simulator", [*fxcrm, "simulator", "kyc"])
         _wait_for_port(temporal_port, "Temporal")
         sup.start("worker", [*fxcrm, "worker"])
@@ -139,7 +139,9 @@ def _banner(settings: Settings) -> None:
         f"  API + OpenAPI docs  {api}/docs",
         f"  Temporal UI         http://127.0.0.1:{TEMPORAL_UI_PORT}",
         f"  Temporal frontend   {settings.temporal_address}",
-        "  MT5 Web API sim     https://127.0.0.1:7101   KYC sim http://127.0.0.1:7111",
+        "  Platform sims       MT5 https://127.0.0.1:7101, cTrader :7102, Match-Trader :7103,",
+        "                      Sirix https://127.0.0.1:7104, MT4 bridge :7105 (live simulated trading)",
+        "  KYC simulator       http://127.0.0.1:7111",
         f"  Database            {settings.database_url}",
         "  Logs                var/*.log",
         "",

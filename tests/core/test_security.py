@@ -32,6 +32,10 @@ def test_production_starts_with_real_secrets() -> None:
         kyc_app_token="t" * 20,
         kyc_secret_key="k" * 20,
         mt5_manager_password="P@ssw0rd-real",
+        ctrader_manager_password="ct-real-password",
+        matchtrader_api_key="mtr-real-key",
+        sirix_token="t1_real-token",
+        mt4_bridge_secret="mt4-real-secret",
     )
 
 

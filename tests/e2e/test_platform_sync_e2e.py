@@ -118,7 +118,6 @@ async def test_deals_ingested_once_and_accounts_mirrored(stack: Stack) -> None:
         task_queue=stack.settings.task_queue,
     )
     try:
-
         expected = Decimal("10000") + 15 * (Decimal("12.00") - Decimal("0.70"))
 
         async def mirrored() -> bool:

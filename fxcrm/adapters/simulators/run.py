@@ -20,7 +20,11 @@ PLATFORM_SIMULATORS = {
 def run_simulator(kind: str, port: int | None, settings: Settings) -> None:
     var = ROOT / "var"
     var.mkdir(exist_ok=True)
-    if kind == "mt5":
+    if kind == "platforms":
+        from fxcrm.adapters.simulators.host import run_platform_simulators
+
+        asyncio.run(run_platform_simulators(var))
+    elif kind == "mt5":
         from fxcrm.adapters.simulators.mt5.serve import main
 
         main(

@@ -39,8 +39,8 @@ async def _read_body(request: Request) -> object:
     raise Mt5Error(3, "body is not JSON")
 
 
-def _reply(code: int, answer: Any = None, **extra: Any) -> Response:
-    payload: dict[str, Any] = {"retcode": retcode_string(code), **to_wire(extra)}
+def _reply(code: int, answer: Any = None, *, detail: str = "", **extra: Any) -> Response:
+    payload: dict[str, Any] = {"retcode": retcode_string(code, detail), **to_wire(extra)}
     if answer is not None:
         payload["answer"] = to_wire(answer)
     return Response(json.dumps(payload, ensure_ascii=False), media_type="application/json")
@@ -89,7 +89,7 @@ class Mt5WebApi:
             with self.state.lock:
                 answer = handler(Ctx(self.state, manager, params))
         except Mt5Error as exc:
-            return _reply(exc.retcode)
+            return _reply(exc.retcode, detail=exc.detail)
         return _reply(0, answer)
 
     def _live_session(self, request: Request, connection: Connection) -> Mt5Session | None:

@@ -77,7 +77,7 @@ class Ctx:
     def scoped_positions(self) -> list[SimPosition]:
         users = {u.login for u in self.scoped_users()}
         symbol = self.params.text("symbol")
-        return sorted(
+        found = sorted(
             (
                 p
                 for p in self.state.positions.values()
@@ -85,6 +85,9 @@ class Ctx:
             ),
             key=lambda p: p.position,
         )
+        for position in found:
+            self.state.refresh_position(position)
+        return found
 
     def page(self, items: list[Any]) -> list[Any]:
         offset = self.params.integer("offset") or 0
@@ -251,6 +254,7 @@ def _position_get(ctx: Ctx) -> Any:
     symbol = ctx.params.text("symbol")
     for position in ctx.state.positions.values():
         if position.login == user.login and position.symbol == symbol:
+            ctx.state.refresh_position(position)
             return position_record(position)
     raise Mt5Error(13)
 

@@ -32,6 +32,7 @@ class Mt5SimGroup(BaseModel):
     login_max: int
     margin_call: Decimal = Decimal(100)
     margin_stop_out: Decimal = Decimal(50)
+    hedging: bool = True  # margin mode: hedging (several positions per symbol) or netting
 
 
 class Mt5SimSymbol(BaseModel):

@@ -29,10 +29,13 @@ class Mt5Error(Exception):
     def __init__(self, retcode: int, detail: str = "") -> None:
         super().__init__(f"{retcode} {detail or RETCODE_TEXT.get(retcode, 'Error')}")
         self.retcode = retcode
+        self.detail = detail
 
 
-def retcode_string(code: int) -> str:
-    return f"{code} {RETCODE_TEXT.get(code, 'Error')}"
+def retcode_string(code: int, detail: str = "") -> str:
+    """`3 Invalid parameters`; the simulator appends what exactly: `3 Invalid parameters: ...`."""
+    text = f"{code} {RETCODE_TEXT.get(code, 'Error')}"
+    return f"{text}: {detail}" if detail else text
 
 
 RIGHT_ENABLED = 0x1
@@ -46,7 +49,9 @@ DEFAULT_USER_RIGHTS = RIGHT_ENABLED | RIGHT_PASSWORD | RIGHT_TRAILING | RIGHT_EX
 ACTION_BUY, ACTION_SELL = 0, 1
 BALANCE_ACTIONS = frozenset({2, 3, 4, 5, 6})  # balance, credit, charge, correction, bonus
 ACTION_CREDIT = 3
-ENTRY_IN, ENTRY_OUT = 0, 1
+ENTRY_IN, ENTRY_OUT, ENTRY_INOUT, ENTRY_OUT_BY = 0, 1, 2, 3
+# EnDealReason of the server API (IMTDeal): not the terminal's ENUM_DEAL_REASON (where SL is 4).
+REASON_CLIENT, REASON_SL, REASON_TP, REASON_SO = 0, 3, 4, 5
 COMMENT_MAX = 31
 PASSWORD_KINDS = ("main", "investor", "api")
 

@@ -26,7 +26,7 @@ class SimUser:
     api_data: list[dict[str, str]] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)  # a market run keeps millions of these
 class SimDeal:
     deal: int
     login: int
@@ -47,6 +47,7 @@ class SimDeal:
     digits: int = 0
     currency_digits: int = 2
     contract_size: Decimal = Decimal(0)
+    reason: int = 0  # EnDealReason (server side): 0 client, 3 SL, 4 TP, 5 stop-out
 
 
 @dataclass
@@ -64,6 +65,8 @@ class SimPosition:
     contract_size: Decimal = Decimal(100_000)
     profit: Decimal = Decimal(0)
     storage: Decimal = Decimal(0)
+    commission: Decimal = Decimal(0)
+    currency_digits: int = 2
 
 
 def to_wire(value: Any) -> Any:
@@ -90,7 +93,7 @@ def deal_record(deal: SimDeal) -> dict[str, Any]:
         "Order": deal.order,
         "Action": deal.action,
         "Entry": deal.entry,
-        "Reason": 0,
+        "Reason": deal.reason,
         "Digits": deal.digits,
         "DigitsCurrency": deal.currency_digits,
         "ContractSize": deal.contract_size,
@@ -129,7 +132,7 @@ def position_record(position: SimPosition) -> dict[str, Any]:
         "Symbol": position.symbol,
         "Action": position.action,
         "Digits": position.digits,
-        "DigitsCurrency": 2,
+        "DigitsCurrency": position.currency_digits,
         "Reason": 0,
         "ContractSize": position.contract_size,
         "TimeCreate": position.time_create_msc // 1000,

@@ -16,6 +16,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from fxcrm.adapters.simulators.market.contract import SimAccountInfo, SimFill
+from fxcrm.adapters.simulators.market.instruments import INSTRUMENTS, Rates
 from fxcrm.adapters.simulators.mt5.config import (
     Mt5SimConfig,
     Mt5SimGroup,
@@ -30,8 +32,16 @@ from fxcrm.adapters.simulators.mt5.protocol import (
     COMMENT_MAX,
     DEFAULT_USER_RIGHTS,
     ENTRY_IN,
+    ENTRY_INOUT,
     ENTRY_OUT,
+    ENTRY_OUT_BY,
     PASSWORD_KINDS,
+    REASON_CLIENT,
+    REASON_SL,
+    REASON_SO,
+    REASON_TP,
+    RIGHT_ENABLED,
+    RIGHT_TRADE_DISABLED,
     USER_TEXT_FIELDS,
     Mt5Error,
 )
@@ -71,9 +81,20 @@ def strong_password(password: str | None) -> bool:
     )
 
 
+_ENTRIES = {"in": ENTRY_IN, "out": ENTRY_OUT, "inout": ENTRY_INOUT, "out_by": ENTRY_OUT_BY}
+_REASONS = {"client": REASON_CLIENT, "sl": REASON_SL, "tp": REASON_TP, "stop_out": REASON_SO}
+_RATES = Rates(INSTRUMENTS)
+
+
 class Mt5SimState:
     """The simulated trade server. Every public method takes the lock, so tests may call it from
-    another thread while the app serves requests."""
+    another thread while the app serves requests.
+
+    It is also a `SimulatedPlatform`: the market engine (fxcrm.adapters.simulators.market) trades
+    on it through `sim_accounts`, `sim_apply_fill` and `sim_mark_prices`.
+    """
+
+    platform = "mt5"
 
     def __init__(
         self, config: Mt5SimConfig | None = None, *, clock: Callable[[], float] = time.time
@@ -87,6 +108,8 @@ class Mt5SimState:
         self.sessions = SessionTable()
         self._next_deal = 100_001
         self._next_order = 200_001
+        self.marks: dict[str, Decimal] = {}  # latest mid prices from the market engine
+        self._last_save = 0.0
         if self.config.state_file and self.config.state_file.exists():
             self._load(self.config.state_file)
 
@@ -228,7 +251,9 @@ class Mt5SimState:
     def _check_leverage(self, group: Mt5SimGroup, leverage: int) -> None:
         if not group.leverage_min <= leverage <= group.leverage_max:
             raise Mt5Error(
-                3, f"leverage {leverage} outside {group.leverage_min}..{group.leverage_max}"
+                3,
+                f"invalid leverage {leverage}: group {group.name} allows "
+                f"{group.leverage_min}..{group.leverage_max}",
             )
 
     def _free_login(self, group: Mt5SimGroup) -> int:
@@ -449,6 +474,166 @@ class Mt5SimState:
         self.deals[deal.deal] = deal
         return deal
 
+    # the market engine's side (SimulatedPlatform)
+
+    def sim_accounts(self) -> list[SimAccountInfo]:
+        """Users that may trade: enabled, trading not disabled, in a known group."""
+        with self.lock:
+            found = []
+            for user in self.users.values():
+                if not user.rights & RIGHT_ENABLED or user.rights & RIGHT_TRADE_DISABLED:
+                    continue
+                group = next(
+                    (g for g in self.config.groups if g.name.lower() == user.group.lower()), None
+                )
+                if group is None:
+                    continue
+                found.append(
+                    SimAccountInfo(
+                        login=user.login,
+                        currency=group.currency,
+                        balance=user.balance,
+                        leverage=user.leverage,
+                        hedging=group.hedging,
+                    )
+                )
+            return found
+
+    def sim_apply_fill(self, fill: SimFill) -> str:
+        """One trade deal (Action 0/1, Entry 0..3, Reason) and its effect on the position and
+        the balance (profit + commission + swap); returns the deal ticket."""
+        with self.lock:
+            user = self.user(fill.login)
+            digits = self.group(user.group).currency_digits
+            money = [_round(v, digits) for v in (fill.profit, fill.commission, fill.swap)]
+            user.balance += money[0] + money[1] + money[2]
+            action = ACTION_BUY if fill.side == "buy" else ACTION_SELL
+            known = INSTRUMENTS.get(fill.symbol)
+            symbol_digits = known.digits if known else self.symbol(fill.symbol).digits
+            deal = self._new_deal(
+                login=fill.login,
+                action=action,
+                entry=_ENTRIES[fill.entry],
+                reason=_REASONS.get(fill.reason, REASON_CLIENT),
+                symbol=fill.symbol,
+                volume=int(fill.lots * 10_000),
+                volume_ext=int(fill.lots * 100_000_000),
+                price=fill.price,
+                profit=money[0],
+                commission=money[1],
+                storage=money[2],
+                position_id=fill.position_id,
+                time_msc=self.to_server_msc(fill.time),
+                digits=symbol_digits,
+                currency_digits=digits,
+                contract_size=fill.contract_size,
+            )
+            self._apply_to_position(fill, deal, user, money[1])
+            self._save_now_and_then()
+            return str(deal.deal)
+
+    def _apply_to_position(
+        self, fill: SimFill, deal: SimDeal, user: SimUser, commission: Decimal
+    ) -> None:
+        position = self.positions.get(fill.position_id)
+        volume = deal.volume
+        if position is None:
+            if deal.entry != ENTRY_IN:
+                return  # an exit of a position the server no longer has: the deal alone
+            position = SimPosition(
+                position=fill.position_id,
+                login=fill.login,
+                symbol=fill.symbol,
+                action=deal.action,
+                volume=volume,
+                price_open=fill.price,
+                price_current=fill.price,
+                time_create_msc=deal.time_msc,
+                margin=Decimal(0),
+                digits=deal.digits,
+                contract_size=fill.contract_size,
+                commission=commission,
+                currency_digits=deal.currency_digits,
+            )
+            self.positions[position.position] = position
+        elif deal.entry == ENTRY_IN:  # netting: more of the same side, at the average price
+            total = position.volume + volume
+            average = (position.price_open * position.volume + fill.price * volume) / total
+            position.price_open = average.quantize(Decimal(1).scaleb(-position.digits - 2))
+            position.volume = total
+            position.commission += commission
+        elif deal.entry == ENTRY_INOUT:  # reversal: the rest opens the other way
+            position.action = deal.action
+            position.volume = volume - position.volume
+            position.price_open = fill.price
+            position.time_create_msc = deal.time_msc
+            position.storage = Decimal(0)
+            position.commission = Decimal(0)
+        else:  # out / out_by
+            position.storage -= deal.storage
+            if volume >= position.volume:
+                del self.positions[position.position]
+                return
+            position.volume -= volume
+        position.margin = self._position_margin(position, user)
+        self.refresh_position(position)
+
+    def sim_mark_prices(self, prices: dict[str, Decimal]) -> None:
+        """Latest mid prices; floating profit, equity and margin follow when they are read."""
+        with self.lock:
+            self.marks.update(prices)
+
+    def _position_margin(self, position: SimPosition, user: SimUser) -> Decimal:
+        lots = Decimal(position.volume) / 10_000
+        notional = lots * position.contract_size * position.price_open
+        known = INSTRUMENTS.get(position.symbol)
+        quote = known.quote if known else "USD"
+        rate = max(known.margin_rate if known else Decimal(0), Decimal(1) / max(user.leverage, 1))
+        currency = self.group(user.group).currency
+        digits = self.group(user.group).currency_digits
+        return _round(self._convert(notional * rate, quote, currency), digits)
+
+    def _convert(self, amount: Decimal, source: str, target: str) -> Decimal:
+        try:
+            return _RATES.convert(amount, source, target, self.marks)
+        except (KeyError, ZeroDivisionError):
+            return amount  # no price yet: taken at par
+
+    def refresh_position(self, position: SimPosition) -> None:
+        """Floating profit from the latest mark (bid-side mid, account currency)."""
+        mark = self.marks.get(position.symbol)
+        if mark is None:
+            return
+        position.price_current = mark
+        direction = 1 if position.action == ACTION_BUY else -1
+        lots = Decimal(position.volume) / 10_000
+        raw = (mark - position.price_open) * lots * position.contract_size * direction
+        known = INSTRUMENTS.get(position.symbol)
+        user = self.users.get(position.login)
+        if user is None:
+            return
+        currency = self.group(user.group).currency
+        position.profit = _round(
+            self._convert(raw, known.quote if known else currency, currency),
+            position.currency_digits,
+        )
+
+    def _save_now_and_then(self) -> None:
+        """Fills come by the thousand: the JSON state is written at most every few seconds."""
+        if self.config.state_file is None:
+            return
+        now = time.monotonic()
+        if now - self._last_save >= 5.0:
+            self._last_save = now
+            self.save()
+
+    def positions_of(self, login: int) -> list[SimPosition]:
+        with self.lock:
+            found = [p for p in self.positions.values() if p.login == login]
+            for position in found:
+                self.refresh_position(position)
+            return found
+
     # reads
 
     def account(self, login: int) -> dict[str, Any]:
@@ -456,7 +641,7 @@ class Mt5SimState:
         with self.lock:
             user = self.user(login)
             digits = self.group(user.group).currency_digits
-            positions = [p for p in self.positions.values() if p.login == login]
+            positions = self.positions_of(login)
             profit = sum((p.profit for p in positions), Decimal(0))
             storage = sum((p.storage for p in positions), Decimal(0))
             margin = sum((p.margin for p in positions), Decimal(0))

@@ -1,0 +1,131 @@
+"""All five trading-platform simulators in one process, with the market engine trading on them.
+
+`make dev` runs this, so the demo has live deals, balances and margin to sync. Each simulator keeps
+its own port and wire protocol (MT5 and Sirix over HTTPS with a self-signed certificate) and its
+state file in var/, so accounts survive a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+import uvicorn
+
+from fxcrm.adapters.simulators.market import run_realtime
+from fxcrm.adapters.simulators.tls import ensure_self_signed_cert
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class PlatformSimulator:
+    name: str
+    port: int
+    tls: bool
+    build: Callable[[Path], tuple[Any, Any]]  # state file -> (state, ASGI app)
+
+
+def _mt5(state_file: Path) -> tuple[Any, Any]:
+    from fxcrm.adapters.simulators.mt5 import Mt5SimConfig, Mt5SimState, create_mt5_simulator
+
+    state = Mt5SimState(Mt5SimConfig(state_file=state_file))
+    return state, create_mt5_simulator(state=state)
+
+
+def _ctrader(state_file: Path) -> tuple[Any, Any]:
+    from fxcrm.adapters.simulators.ctrader import CTraderSimConfig, create_ctrader_simulator
+    from fxcrm.adapters.simulators.ctrader.state import CTraderSimState
+
+    state = CTraderSimState(CTraderSimConfig(state_file=state_file))
+    return state, create_ctrader_simulator(state=state)
+
+
+def _matchtrader(state_file: Path) -> tuple[Any, Any]:
+    from fxcrm.adapters.simulators.matchtrader import (
+        MatchTraderSimConfig,
+        MatchTraderSimState,
+        create_matchtrader_simulator,
+    )
+
+    state = MatchTraderSimState(MatchTraderSimConfig(state_file=state_file))
+    return state, create_matchtrader_simulator(state=state)
+
+
+def _sirix(state_file: Path) -> tuple[Any, Any]:
+    from fxcrm.adapters.simulators.sirix import SirixSimConfig, create_sirix_simulator
+    from fxcrm.adapters.simulators.sirix.state import SirixSimState
+
+    state = SirixSimState(SirixSimConfig(state_file=state_file))
+    return state, create_sirix_simulator(state=state)
+
+
+def _mt4(state_file: Path) -> tuple[Any, Any]:
+    from fxcrm.adapters.simulators.mt4 import Mt4SimConfig, create_mt4_simulator
+    from fxcrm.adapters.simulators.mt4.state import Mt4SimState
+
+    state = Mt4SimState(Mt4SimConfig(state_file=state_file))
+    return state, create_mt4_simulator(state=state)
+
+
+SIMULATORS = (
+    PlatformSimulator("mt5", 7101, True, _mt5),
+    PlatformSimulator("ctrader", 7102, False, _ctrader),
+    PlatformSimulator("matchtrader", 7103, False, _matchtrader),
+    PlatformSimulator("sirix", 7104, True, _sirix),
+    PlatformSimulator("mt4", 7105, False, _mt4),
+)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """Several servers share this process: signals are handled once, below."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def run_platform_simulators(var: Path, deals_per_second: float = 2.0) -> None:
+    certfile, keyfile = ensure_self_signed_cert(var / "certs")
+    servers: list[uvicorn.Server] = []
+    states: list[Any] = []
+    for sim in SIMULATORS:
+        state, app = sim.build(var / f"{sim.name}-simulator.json")
+        states.append(state)
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=sim.port,
+            ssl_certfile=str(certfile) if sim.tls else None,
+            ssl_keyfile=str(keyfile) if sim.tls else None,
+            timeout_keep_alive=120,  # MT5 sessions live on the connection
+            lifespan="off",
+            log_level="warning",
+        )
+        servers.append(_EmbeddedServer(config))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def stop_servers() -> None:
+        await stop.wait()
+        for server in servers:
+            server.should_exit = True
+
+    log.info(
+        "platform simulators",
+        ports={s.name: s.port for s in SIMULATORS},
+        deals_per_second=deals_per_second,
+    )
+    await asyncio.gather(
+        *(server.serve() for server in servers),
+        run_realtime(states, deals_per_second, stop),
+        stop_servers(),
+    )
