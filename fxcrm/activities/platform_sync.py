@@ -104,6 +104,7 @@ class PlatformSyncActivities:
         read = inserted = 0
         while start < until:
             end = min(start + window, until)
+            read_before = read
             batch: list[dict[str, Any]] = []
             try:
                 async for deal in gateway.iter_closed_deals(None, ALL_GROUPS, start, end):
@@ -117,6 +118,7 @@ class PlatformSyncActivities:
                 raise platform_failure(exc) from exc
             inserted += await self._store(inp.server_id, batch, end)
             activity.heartbeat(read)
+            window = _next_window(window, read - read_before)
             start = end
             if read >= inp.max_deals and start < until:
                 break
@@ -271,6 +273,20 @@ class PlatformSyncActivities:
             leverage=state.leverage,
             access=state.access.value,
         )
+
+
+MIN_WINDOW = timedelta(minutes=5)
+MAX_WINDOW = timedelta(days=2)
+
+
+def _next_window(window: timedelta, deals_in_last: int) -> timedelta:
+    """Quiet history is read in long windows (few calls, no rate limits), busy history in short
+    ones (a window's deals arrive in pages, but some platforms answer a window in one piece)."""
+    if deals_in_last < BATCH // 4:
+        return min(window * 2, MAX_WINDOW)
+    if deals_in_last > BATCH * 5:
+        return max(window / 2, MIN_WINDOW)
+    return window
 
 
 def _mirror(server_id: str, account: AccountState, now: datetime) -> AccountMirror:

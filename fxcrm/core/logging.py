@@ -26,6 +26,8 @@ def configure_logging(json: bool | None = None, level: int = logging.INFO) -> No
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level, stream=sys.stdout, format="%(message)s")
+    # One line per outgoing HTTP request is noise at INFO.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -149,10 +149,11 @@ async def test_a_big_backlog_is_read_in_bounded_steps(
         result = await env.run(
             acts.ingest_deals, IngestInput(server_id=server, overlap_seconds=60, max_deals=500)
         )
-        assert result.read <= 500 + 60  # stops after the window that crossed the limit
+        # It stops after the window that crossed the limit; windows grow only while quiet.
+        assert result.read < 500 + 2 * 1000
         if result.caught_up:
             break
-    assert steps > 3
+    assert steps >= 2
     assert await _count(sessions) == 2400
 
 

@@ -91,6 +91,55 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
+DEMO_BOOK_SIZE = 20
+# Simulator-only demo accounts.
+DEMO_MAIN_PASSWORD = "Demo#Pass2026"  # noqa: S105
+DEMO_INVESTOR_PASSWORD = "Demo#View2026"  # noqa: S105
+
+
+async def seed_demo_book(accounts_per_platform: int = DEMO_BOOK_SIZE) -> None:
+    """Funded accounts on every simulator that has none: the demo's traders, created the way a
+    broker's other systems would, through each platform's own API (fxcrm then syncs them)."""
+    from decimal import Decimal
+
+    from fxcrm.adapters.platforms.base import BalanceOpKind, NewAccountSpec
+    from fxcrm.adapters.platforms.factory import build_gateway
+    from fxcrm.core.config import Settings
+    from fxcrm.seed import MT5_CONFIG, OTHER_SERVERS
+
+    settings = Settings(env="dev")
+    servers = {"mt5": ("https://127.0.0.1:7101", dict(MT5_CONFIG))}
+    servers |= {
+        platform: (url, dict(config)) for platform, _, url, config in OTHER_SERVERS.values()
+    }
+    for platform, (url, config) in servers.items():
+        gateway = build_gateway(platform, url, config, settings)
+        try:
+            if await gateway.list_accounts(None):
+                continue
+            for n in range(accounts_per_platform):
+                ref = await gateway.create_account(
+                    NewAccountSpec(
+                        group="real\\pro\\std" if n % 4 == 0 else "real\\retail\\std",
+                        leverage=100,
+                        first_name="Demo",
+                        last_name=f"Trader {n:02d}",
+                        email=f"demo{n:02d}.{platform}@example.com",
+                        country="CY",
+                        client_id=f"demo-{platform}-{n:02d}",
+                        main_password=DEMO_MAIN_PASSWORD,
+                        investor_password=DEMO_INVESTOR_PASSWORD,
+                    )
+                )
+                amount = Decimal(1000 * (1 + (n * 7) % 25))
+                await gateway.balance_op(ref.login, BalanceOpKind.DEPOSIT, amount, f"demo-{n:02d}")
+            log.info("demo book created", platform=platform, accounts=accounts_per_platform)
+        except Exception:  # one platform's trouble must not stop the others' demo
+            log.exception("demo book not created", platform=platform)
+        finally:
+            await gateway.close()
+
+
 async def run_platform_simulators(var: Path, deals_per_second: float = 2.0) -> None:
     certfile, keyfile = ensure_self_signed_cert(var / "certs")
     servers: list[uvicorn.Server] = []
@@ -119,6 +168,12 @@ async def run_platform_simulators(var: Path, deals_per_second: float = 2.0) -> N
         for server in servers:
             server.should_exit = True
 
+    async def seed_when_listening() -> None:
+        # uvicorn exposes only a `started` flag to wait on.
+        while not all(server.started for server in servers):  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        await seed_demo_book()
+
     log.info(
         "platform simulators",
         ports={s.name: s.port for s in SIMULATORS},
@@ -127,5 +182,6 @@ async def run_platform_simulators(var: Path, deals_per_second: float = 2.0) -> N
     await asyncio.gather(
         *(server.serve() for server in servers),
         run_realtime(states, deals_per_second, stop),
+        seed_when_listening(),
         stop_servers(),
     )
