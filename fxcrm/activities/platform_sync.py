@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -41,6 +41,7 @@ from fxcrm.workflows.platform_sync_types import (
 )
 
 log = structlog.get_logger(__name__)
+DEALS_TABLE: Table = IngestedDeal.__table__  # type: ignore[assignment]
 
 BATCH = 2_000
 # A server never synced before starts this far back.
@@ -133,12 +134,9 @@ class PlatformSyncActivities:
         async with transaction(self._sessions) as session:
             inserted = 0
             if rows:
-                result = await session.execute(
-                    insert_ignoring_duplicates(
-                        session, IngestedDeal, rows, ["server_id", "deal_id"]
-                    )
+                inserted = await insert_ignoring_duplicates(
+                    session, DEALS_TABLE, rows, ["server_id", "deal_id"]
                 )
-                inserted = max(getattr(result, "rowcount", 0) or 0, 0)
             if until is not None:
                 cursor = await session.get(SyncCursor, server_id)
                 if cursor is None:

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -57,17 +57,20 @@ async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
         yield session
 
 
-def insert_ignoring_duplicates(
-    session: Any, table: Any, rows: list[dict[str, Any]], unique: list[str]
-) -> Any:
-    """INSERT ... ON CONFLICT (unique) DO NOTHING on SQLite and PostgreSQL; returns the statement.
+async def insert_ignoring_duplicates(
+    session: AsyncSession, table: Table, rows: list[dict[str, Any]], unique: list[str]
+) -> int:
+    """INSERT ... ON CONFLICT (unique) DO NOTHING on SQLite and PostgreSQL; returns how many rows
+    were new. One compiled statement, executed for many rows (SQLAlchemy batches the VALUES)."""
+    if not rows:
+        return 0
+    from sqlalchemy.dialects import postgresql, sqlite
 
-    Executing it gives a result whose rowcount is the number of rows actually inserted.
-    """
-    if session.bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table).values(rows).on_conflict_do_nothing(index_elements=unique)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(table).values(rows).on_conflict_do_nothing(index_elements=unique)
+    primary_key = next(iter(table.primary_key.columns))
+    if session.get_bind().dialect.name == "postgresql":
+        statement: Any = postgresql.insert(table).on_conflict_do_nothing(index_elements=unique)
+    else:
+        statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=unique)
+    statement = statement.returning(primary_key)
+    result = await session.execute(statement, rows)
+    return len(result.all())
