@@ -9,10 +9,17 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from fxcrm.activities.platform_sync import PlatformSyncActivities
-from fxcrm.adapters.platforms.base import AccessLevel, AccountState, ClosedDeal
+from fxcrm.adapters.platforms.base import (
+    AccessLevel,
+    AccountState,
+    ClosedDeal,
+    PlatformError,
+    PlatformErrorKind,
+)
 from fxcrm.adapters.platforms.registry import PlatformRegistry
 from fxcrm.models import AccountMirror, IngestedDeal, RiskAlert, SyncCursor
 from fxcrm.seed import DEMO_SERVER, seed_demo
@@ -186,3 +193,52 @@ async def test_accounts_are_mirrored_and_alerts_raised_once_then_cleared(
     assert [(a.kind, a.status, a.value) for a in alerts] == [
         ("margin_level", "cleared", Decimal("80.5"))
     ]
+
+
+class FlakyPlatform(FakePlatform):
+    """Down for the first `failures` reads, like a server being restarted."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def iter_closed_deals(
+        self, logins: list[int] | None, group: str | None, since: datetime, until: datetime
+    ) -> AsyncIterator[ClosedDeal]:
+        if self.failures:
+            self.failures -= 1
+            raise PlatformError("connection refused", kind=PlatformErrorKind.UNAVAILABLE)
+        async for deal in super().iter_closed_deals(logins, group, since, until):
+            yield deal
+
+
+async def test_an_outage_is_retryable_and_the_sync_catches_up(
+    sessions: async_sessionmaker[AsyncSession], server: str
+) -> None:
+    fake = FlakyPlatform(failures=1)
+    now = datetime.now(UTC)
+    fake.deals = [
+        deal(n, now - timedelta(minutes=50) + timedelta(seconds=20 * n)) for n in range(100)
+    ]
+    acts = activities(sessions, fake)
+    env = ActivityEnvironment()
+    with pytest.raises(ApplicationError) as failure:
+        await env.run(
+            acts.ingest_deals, IngestInput(server_id=server, overlap_seconds=60, max_deals=10_000)
+        )
+    assert not failure.value.non_retryable
+    async with sessions() as session:
+        assert await session.get(SyncCursor, server) is None  # nothing claimed as read
+    result = await env.run(
+        acts.ingest_deals, IngestInput(server_id=server, overlap_seconds=60, max_deals=10_000)
+    )
+    assert result.caught_up and await _count(sessions) == 100
+
+
+async def test_a_refusal_is_not_retried() -> None:
+    from fxcrm.activities.platform_sync import platform_failure
+
+    refused = platform_failure(PlatformError("group?", kind=PlatformErrorKind.UNKNOWN_GROUP))
+    assert refused.non_retryable and refused.type == "Platform.unknown_group"
+    busy = platform_failure(PlatformError("slow down", kind=PlatformErrorKind.RATE_LIMITED))
+    assert not busy.non_retryable
