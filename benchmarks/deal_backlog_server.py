@@ -21,6 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fxcrm.adapters.simulators.market import generate
 from fxcrm.adapters.simulators.mt5 import Mt5SimConfig, Mt5SimState, create_mt5_simulator
 
+# Simulator-only accounts.
+TRADER_PASSWORD = "Trader#2026a"  # noqa: S105
+INVESTOR_PASSWORD = "Invest#2026b"  # noqa: S105
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -34,8 +38,8 @@ def main() -> None:
         user = state.add_user(
             group="real\\retail\\std",
             leverage=100,
-            password_main="Trader#2026a",
-            password_investor="Invest#2026b",
+            password_main=TRADER_PASSWORD,
+            password_investor=INVESTOR_PASSWORD,
         )
         state.balance_op(user.login, 2, Decimal(2000 + (n * 37) % 20000), f"seed-{n}")
     began = time.perf_counter()

@@ -114,7 +114,8 @@ async def ingest(url: str, days: int, expected: int) -> None:
 
 
 async def main(deals: int, days: int) -> None:
-    server = subprocess.Popen(
+    # The backlog server is started and read before anything else runs: blocking is fine here.
+    server = subprocess.Popen(  # noqa: ASYNC220
         [
             sys.executable,
             str(ROOT / "benchmarks" / "deal_backlog_server.py"),

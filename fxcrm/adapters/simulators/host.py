@@ -140,7 +140,10 @@ async def seed_demo_book(accounts_per_platform: int = DEMO_BOOK_SIZE) -> None:
             await gateway.close()
 
 
-async def run_platform_simulators(var: Path, deals_per_second: float = 2.0) -> None:
+async def run_platform_simulators(
+    var: Path, deals_per_second: float = 2.0, stop: asyncio.Event | None = None
+) -> None:
+    """Serves until SIGINT/SIGTERM, or until `stop` is set when the caller gives one."""
     certfile, keyfile = ensure_self_signed_cert(var / "certs")
     servers: list[uvicorn.Server] = []
     states: list[Any] = []
@@ -158,12 +161,14 @@ async def run_platform_simulators(var: Path, deals_per_second: float = 2.0) -> N
             log_level="warning",
         )
         servers.append(_EmbeddedServer(config))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
 
     async def stop_servers() -> None:
+        assert stop is not None
         await stop.wait()
         for server in servers:
             server.should_exit = True
