@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hmac
 import json
@@ -104,6 +105,8 @@ class Mt5SimState:
         self.lock = threading.RLock()
         self.users: dict[int, SimUser] = {}
         self.deals: dict[int, SimDeal] = {}
+        # (time_msc, ticket), sorted: a time window is found by bisection, not by a full scan.
+        self._deal_times: list[tuple[int, int]] = []
         self.positions: dict[int, SimPosition] = {}
         self.sessions = SessionTable()
         self._next_deal = 100_001
@@ -472,6 +475,7 @@ class Mt5SimState:
         )
         self._next_deal += 1
         self.deals[deal.deal] = deal
+        bisect.insort(self._deal_times, (deal.time_msc, deal.deal))
         return deal
 
     # the market engine's side (SimulatedPlatform)
@@ -726,7 +730,14 @@ class Mt5SimState:
         with self.lock:
             wanted = set(logins) if logins is not None else None
             found = []
-            for deal in self.deals.values():
+            low = bisect.bisect_left(self._deal_times, ((start or 0) * 1000, -1))
+            high = (
+                bisect.bisect_right(self._deal_times, ((end + 1) * 1000, -1))
+                if end is not None
+                else len(self._deal_times)
+            )
+            for _, ticket in self._deal_times[low:high]:
+                deal = self.deals[ticket]
                 if wanted is not None and deal.login not in wanted:
                     continue
                 if mask is not None and not self._in_groups(deal.login, mask):
@@ -766,6 +777,7 @@ class Mt5SimState:
         snapshot = json.loads(path.read_text())
         self.users = {u["login"]: _from_plain(SimUser, u) for u in snapshot.get("users", [])}
         self.deals = {d["deal"]: _from_plain(SimDeal, d) for d in snapshot.get("deals", [])}
+        self._deal_times = sorted((d.time_msc, d.deal) for d in self.deals.values())
         self.positions = {
             p["position"]: _from_plain(SimPosition, p) for p in snapshot.get("positions", [])
         }
