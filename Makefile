@@ -43,6 +43,8 @@ test: lint typecheck pytest
 benchmarks: install
 	$(UV) run --frozen python benchmarks/screening.py
 	$(UV) run --frozen python benchmarks/onboarding.py
+	$(UV) run --frozen python benchmarks/ingestion.py
+	$(UV) run --frozen python benchmarks/sync_lag.py
 
 clean:
 	rm -rf var .venv $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
