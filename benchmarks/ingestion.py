@@ -113,7 +113,7 @@ async def ingest(url: str, days: int, expected: int) -> None:
     )
 
 
-async def main(deals: int, days: int) -> None:
+async def main(deals: int, days: int, postgres: str | None, sqlite: bool) -> None:
     # The backlog server is started and read before anything else runs: blocking is fine here.
     server = subprocess.Popen(  # noqa: ASYNC220
         [
@@ -138,8 +138,9 @@ async def main(deals: int, days: int) -> None:
         expected = int(line.split("closing=")[1].split()[0])
         await asyncio.sleep(1)
         work = Path(tempfile.mkdtemp(prefix="fxcrm-ingest-"))
-        await ingest(f"sqlite+aiosqlite:///{work / 'fxcrm.db'}", days, expected)
-        pg = os.environ.get("TEST_DATABASE_URL")
+        if sqlite:
+            await ingest(f"sqlite+aiosqlite:///{work / 'fxcrm.db'}", days, expected)
+        pg = postgres or os.environ.get("TEST_DATABASE_URL")
         if pg:
             await reset_postgres(pg)
             await ingest(pg, days, expected)
@@ -152,5 +153,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--deals", type=int, default=1_000_000, help="closing deals in the backlog")
     parser.add_argument("--days", type=int, default=60)
+    parser.add_argument(
+        "--postgres", help="PostgreSQL URL (default: TEST_DATABASE_URL); its schema is reset"
+    )
+    parser.add_argument("--no-sqlite", action="store_true")
     args = parser.parse_args()
-    asyncio.run(main(args.deals, args.days))
+    asyncio.run(main(args.deals, args.days, args.postgres, not args.no_sqlite))

@@ -4,6 +4,7 @@ from fxcrm.models.audit import AuditEvent, AuditHead
 from fxcrm.models.base import Base
 from fxcrm.models.compliance import Notification, ProviderWebhook, ScreeningRecord
 from fxcrm.models.identity import Brand, IbPartner, StaffBrand, StaffUser
+from fxcrm.models.ledger import LedgerAccount, LedgerTransfer
 from fxcrm.models.platform_sync import AccountMirror, IngestedDeal, RiskAlert, SyncCursor
 from fxcrm.models.traders import KycDocument, PlatformServer, Trader, TradingAccount
 
@@ -16,6 +17,8 @@ __all__ = [
     "IbPartner",
     "IngestedDeal",
     "KycDocument",
+    "LedgerAccount",
+    "LedgerTransfer",
     "Notification",
     "PlatformServer",
     "ProviderWebhook",
