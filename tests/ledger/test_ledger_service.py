@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql import Executable
 
 from fxcrm.core.db import transaction
 from fxcrm.domain import ledger as rules
@@ -33,8 +34,9 @@ from fxcrm.ledger import (
     FxRequest,
     LedgerService,
     TransferRequest,
-    check_invariants,
+    post_pending,
     transfer_linked,
+    void_expired,
 )
 from fxcrm.models import Brand, LedgerAccount, LedgerTransfer
 
@@ -62,7 +64,7 @@ class Book:
             credit_account_id=self.wallet_usd,
             amount=Money.of(usd, "USD"),
             kind=TransferKind.DEPOSIT,
-            **extra,  # type: ignore[arg-type]
+            **extra,
         )
 
     def withdrawal(
@@ -75,7 +77,7 @@ class Book:
             amount=Money.of(usd, "USD"),
             kind=TransferKind.WITHDRAWAL,
             pending=pending,
-            **extra,  # type: ignore[arg-type]
+            **extra,
         )
 
     async def available(self, account_id: str) -> Decimal:
@@ -246,8 +248,6 @@ async def test_expired_hold_cannot_post_and_is_voided(book: Book, sessions: Sess
     soon = datetime.now(UTC) + timedelta(minutes=5)
     hold = await book.ledger.transfer(book.withdrawal("20", "wd", timeout_at=soon))
     later = soon + timedelta(seconds=1)
-    from fxcrm.ledger import post_pending, void_expired
-
     async with transaction(sessions) as session:
         with pytest.raises(PendingExpired):
             await post_pending(session, hold.id, book.key("wd:post"), now=later)
@@ -380,7 +380,7 @@ async def test_tampered_balance_is_reported(book: Book, sessions: Sessions) -> N
 
 async def test_database_refuses_what_the_rules_refuse(book: Book, sessions: Sessions) -> None:
     deposit = await book.ledger.transfer(book.deposit("10", "dep"))
-    statements = [
+    statements: list[Executable] = [
         # A wallet overdrawn behind the service's back (CHECK available_not_negative).
         update(LedgerAccount).where(LedgerAccount.id == book.wallet_usd).values(debits_posted=5000),
         # A transfer edited or deleted (triggers).

@@ -36,7 +36,7 @@ def _req(
         amount=Money.of(amount, currency),
         method=method,
         customer_ref="trader-1",
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 

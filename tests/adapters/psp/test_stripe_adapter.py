@@ -305,8 +305,8 @@ async def test_settlement_report_pages_and_maps_types() -> None:
     }
     assert rec.query(1)["starting_after"] == "txn_3PsimRefund00001"
     assert [
-        (l.type, l.our_id, l.provider_ref, l.gross.amount, l.fee.amount, l.net.amount)
-        for l in lines
+        (ln.type, ln.our_id, ln.provider_ref, ln.gross.amount, ln.fee.amount, ln.net.amount)
+        for ln in lines
     ] == [
         (
             SettlementType.PAYMENT,
