@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# Tests run with the development secrets, which only production refuses.
+os.environ.setdefault("FXCRM_ENV", "test")
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
 

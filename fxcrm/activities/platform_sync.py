@@ -8,6 +8,7 @@ the backlog.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import structlog
@@ -27,9 +28,20 @@ from fxcrm.adapters.platforms.base import (
 from fxcrm.adapters.platforms.registry import PlatformRegistry
 from fxcrm.core.audit import Actor, append_audit
 from fxcrm.core.db import insert_ignoring_duplicates, transaction
-from fxcrm.domain.alerts import breaches
+from fxcrm.domain.alerts import ALERT_KINDS, balance_drift, breaches
 from fxcrm.domain.brand import BrandConfig
-from fxcrm.models import AccountMirror, Brand, IngestedDeal, PlatformServer, RiskAlert, SyncCursor
+from fxcrm.domain.ledger import client_trading_code
+from fxcrm.ledger.schemas import AccountView
+from fxcrm.models import (
+    AccountMirror,
+    Brand,
+    IngestedDeal,
+    LedgerAccount,
+    PlatformServer,
+    RiskAlert,
+    SyncCursor,
+    TradingAccount,
+)
 from fxcrm.models.base import utcnow
 from fxcrm.workflows.platform_sync_types import (
     AccountChange,
@@ -164,6 +176,7 @@ class PlatformSyncActivities:
         activity.heartbeat(len(accounts))
         async with self._sessions() as session:
             brand = await self._brand_of(session, ref.server_id)
+            ledger_balances = await _ledger_mirrors(session, ref.server_id)
             open_alerts = {
                 (a.login, a.kind): a
                 for a in (
@@ -189,6 +202,9 @@ class PlatformSyncActivities:
                             thresholds=brand.thresholds_for(account.group),
                         )
                     }
+                    drift = balance_drift(account.balance, ledger_balances.get(account.login))
+                    if drift is not None:
+                        found[drift.kind] = drift
                     for kind, breach in found.items():
                         if (account.login, kind) not in open_alerts:
                             session.add(
@@ -202,7 +218,7 @@ class PlatformSyncActivities:
                                 )
                             )
                             raised += 1
-                    for kind in ("margin_level", "equity"):
+                    for kind in ALERT_KINDS:
                         alert = open_alerts.get((account.login, kind))
                         if alert is not None and kind not in found:
                             stored = await session.get(RiskAlert, alert.id)
@@ -271,6 +287,34 @@ class PlatformSyncActivities:
             leverage=state.leverage,
             access=state.access.value,
         )
+
+
+async def _ledger_mirrors(session: AsyncSession, server_id: str) -> dict[int, Decimal]:
+    """fxcrm's ledger mirror of each account's platform balance, for accounts that have one (money
+    fxcrm moved to or from them); the platform is compared with it on every sync."""
+    links = (
+        await session.execute(
+            select(TradingAccount.login, TradingAccount.trader_id, TradingAccount.brand_id).where(
+                TradingAccount.server_id == server_id, TradingAccount.login.is_not(None)
+            )
+        )
+    ).all()
+    if not links:
+        return {}
+    codes = {
+        client_trading_code(trader, server_id, login): int(login)
+        for login, trader, _ in links
+        if login is not None
+    }
+    rows = (
+        await session.scalars(
+            select(LedgerAccount).where(
+                LedgerAccount.brand_id.in_({brand for _, _, brand in links}),
+                LedgerAccount.code.in_(codes),
+            )
+        )
+    ).all()
+    return {codes[row.code]: AccountView.model_validate(row).posted.amount for row in rows}
 
 
 MIN_WINDOW = timedelta(minutes=5)

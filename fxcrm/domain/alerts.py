@@ -15,7 +15,7 @@ class AlertThresholds(BaseModel):
 
 
 class Breach(BaseModel):
-    kind: str  # margin_level | equity
+    kind: str  # margin_level | equity | balance_drift
     value: Decimal
     threshold: Decimal
 
@@ -32,3 +32,16 @@ def breaches(
     if thresholds.equity_floor is not None and equity <= thresholds.equity_floor:
         found.append(Breach(kind="equity", value=equity, threshold=thresholds.equity_floor))
     return found
+
+
+ALERT_KINDS = ("margin_level", "equity", "balance_drift")
+
+
+def balance_drift(platform_balance: Decimal, ledger_balance: Decimal | None) -> Breach | None:
+    """The platform's balance differs from fxcrm's ledger mirror of it: money moved outside fxcrm,
+    or an operation was half done. `value` is platform minus ledger."""
+    if ledger_balance is None or platform_balance == ledger_balance:
+        return None
+    return Breach(
+        kind="balance_drift", value=platform_balance - ledger_balance, threshold=Decimal(0)
+    )

@@ -242,3 +242,100 @@ async def test_a_refusal_is_not_retried() -> None:
     assert refused.non_retryable and refused.type == "Platform.unknown_group"
     busy = platform_failure(PlatformError("slow down", kind=PlatformErrorKind.RATE_LIMITED))
     assert not busy.non_retryable
+
+
+async def test_balance_drift_against_the_ledger_mirror(
+    sessions: async_sessionmaker[AsyncSession], server: str
+) -> None:
+    from fxcrm.domain.ledger import AccountKind, TransferKind, client_trading_code
+    from fxcrm.domain.money import Money
+    from fxcrm.ledger import AccountSpec, TransferRequest, open_account, transfer
+    from fxcrm.models import Brand, Trader, TradingAccount
+
+    login = 700_000 + int(datetime.now(UTC).timestamp()) % 100_000
+    async with sessions() as session, session.begin():
+        brand_id = (await session.scalars(select(Brand.id).where(Brand.code == "demo"))).one()
+        trader = Trader(
+            brand_id=brand_id,
+            email=f"drift{login}@example.com",
+            password_hash="x",
+            first_name="D",
+            last_name="R",
+            date_of_birth="1980-01-01",
+            phone="+35799000000",
+            address="{}",
+            country="CY",
+            account_type="retail",
+        )
+        session.add(trader)
+        await session.flush()
+        session.add(
+            TradingAccount(
+                trader_id=trader.id,
+                brand_id=brand_id,
+                server_id=server,
+                platform="mt5",
+                opening_key=f"drift-{login}",
+                status="open",
+                login=login,
+                group="real\\retail\\std",
+                leverage=30,
+                currency="USD",
+                account_type="retail",
+            )
+        )
+        mirror = await open_account(
+            session,
+            AccountSpec(
+                brand_id=brand_id,
+                code=client_trading_code(trader.id, server, login),
+                kind=AccountKind.CLIENT_TRADING,
+                currency="USD",
+                owner_id=trader.id,
+            ),
+        )
+        clearing = await open_account(
+            session,
+            AccountSpec(
+                brand_id=brand_id,
+                code="psp:test:clearing:USD",
+                kind=AccountKind.PSP_CLEARING,
+                currency="USD",
+            ),
+        )
+        await transfer(
+            session,
+            TransferRequest(
+                idempotency_key=f"drift-{login}-1",
+                debit_account_id=clearing.id,
+                credit_account_id=mirror.id,
+                amount=Money.of("900", "USD"),
+                kind=TransferKind.DEPOSIT,
+            ),
+        )
+    fake = FakePlatform()
+    fake.accounts = [account(login, margin_level="950")]  # the platform says 1000
+    acts = activities(sessions, fake)
+    env = ActivityEnvironment()
+    synced = await env.run(acts.sync_accounts, ServerRef(server_id=server))
+    assert synced.alerts_raised == 1
+    async with sessions() as session:
+        alert = await session.scalar(select(RiskAlert).where(RiskAlert.login == login))
+    assert alert is not None and (alert.kind, alert.value, alert.status) == (
+        "balance_drift",
+        Decimal(100),
+        "open",
+    )
+    async with sessions() as session, session.begin():
+        await transfer(
+            session,
+            TransferRequest(
+                idempotency_key=f"drift-{login}-2",
+                debit_account_id=clearing.id,
+                credit_account_id=mirror.id,
+                amount=Money.of("100", "USD"),
+                kind=TransferKind.DEPOSIT,
+            ),
+        )
+    again = await env.run(acts.sync_accounts, ServerRef(server_id=server))
+    assert again.alerts_cleared == 1
