@@ -7,6 +7,7 @@ the backlog.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -92,7 +93,8 @@ def _deal_row(server_id: str, deal: ClosedDeal) -> dict[str, Any]:
         "commission": deal.commission,
         "swap": deal.swap,
         "closed_at": deal.time,
-        "raw": deal.raw,
+        # Kept as the platform sent it; some clients hand over Decimals, JSON wants strings.
+        "raw": json.loads(json.dumps(deal.raw, default=str)),
         "ingested_at": utcnow(),
     }
 

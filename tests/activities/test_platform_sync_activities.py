@@ -65,7 +65,7 @@ def deal(n: int, at: datetime) -> ClosedDeal:
         commission=Decimal("-0.70"),
         swap=Decimal("-0.12"),
         time=at,
-        raw={"Deal": str(n)},
+        raw={"Deal": str(n), "profit": Decimal("12.34")},  # some clients keep Decimals here
     )
 
 
