@@ -39,9 +39,13 @@ from fxcrm.sync_control import start_platform_syncs  # noqa: E402
 from fxcrm.worker import build_kyc, build_worker, platform_factory  # noqa: E402
 
 
-async def main(rate: float, seconds: float, interval: float) -> None:
+async def main(rate: float, seconds: float, interval: float, database: str | None) -> None:
     work = Path(tempfile.mkdtemp(prefix="fxcrm-lag-"))
-    db_url = f"sqlite+aiosqlite:///{work / 'fxcrm.db'}"
+    db_url = database or f"sqlite+aiosqlite:///{work / 'fxcrm.db'}"
+    if database:
+        from benchmarks.ingestion import reset_postgres
+
+        await reset_postgres(database)
     await asyncio.to_thread(upgrade, db_url)
     engine = create_engine(db_url)
     sessions = session_factory(engine)
@@ -74,24 +78,31 @@ async def main(rate: float, seconds: float, interval: float) -> None:
                         ).where(IngestedDeal.closed_at >= began, IngestedDeal.closed_at < ended)
                     )
                 ).all()
+                report(rows, began, ended, interval)
         stop.set()
-        await simulators
+        await asyncio.wait_for(simulators, timeout=30)
         await platforms.close()
         await kyc.close()
     await engine.dispose()
+
+
+def report(rows: list, began: datetime, ended: datetime, interval: float) -> None:  # type: ignore[type-arg]
     lags = sorted((ingested - closed).total_seconds() for _, closed, ingested in rows)
     per_server: dict[str, int] = {}
     for server_id, _, _ in rows:
         per_server[server_id] = per_server.get(server_id, 0) + 1
     span = (ended - began).total_seconds()
     print(
-        f"deals closed and ingested in {span:.0f} s: {len(lags)} ({len(lags) / span:.0f}/s); per server {per_server}"
+        f"deals closed and ingested in {span:.0f} s: {len(lags)} ({len(lags) / span:.0f}/s); "
+        f"per server {per_server}",
+        flush=True,
     )
     if lags:
         p95 = lags[int(len(lags) * 0.95) - 1]
         print(
-            f"sync lag: median {statistics.median(lags):.2f} s, p95 {p95:.2f} s, max {lags[-1]:.2f} s "
-            f"(sync pause {interval} s)"
+            f"sync lag: median {statistics.median(lags):.2f} s, p95 {p95:.2f} s, "
+            f"max {lags[-1]:.2f} s (sync pause {interval} s)",
+            flush=True,
         )
 
 
@@ -100,7 +111,8 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=200.0, help="deals per second, all servers")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--interval", type=float, default=1.0, help="pause between sync rounds")
+    parser.add_argument("--database", help="a PostgreSQL URL (its schema is reset); default SQLite")
     args = parser.parse_args()
     started = time.perf_counter()
-    asyncio.run(main(args.rate, args.seconds, args.interval))
+    asyncio.run(main(args.rate, args.seconds, args.interval, args.database))
     print(f"(run took {time.perf_counter() - started:.0f} s)")
