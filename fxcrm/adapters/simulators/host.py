@@ -19,6 +19,7 @@ import structlog
 import uvicorn
 
 from fxcrm.adapters.simulators.market import run_realtime
+from fxcrm.adapters.simulators.serving import uvicorn_config
 from fxcrm.adapters.simulators.tls import ensure_self_signed_cert
 
 log = structlog.get_logger(__name__)
@@ -150,15 +151,13 @@ async def run_platform_simulators(
     for sim in SIMULATORS:
         state, app = sim.build(var / f"{sim.name}-simulator.json")
         states.append(state)
-        config = uvicorn.Config(
+        config = uvicorn_config(
             app,
-            host="127.0.0.1",
-            port=sim.port,
-            ssl_certfile=str(certfile) if sim.tls else None,
-            ssl_keyfile=str(keyfile) if sim.tls else None,
-            timeout_keep_alive=120,  # MT5 sessions live on the connection
-            lifespan="off",
-            log_level="warning",
+            "127.0.0.1",
+            sim.port,
+            certfile if sim.tls else None,
+            keyfile if sim.tls else None,
+            keep_alive=120,  # MT5 sessions live on the connection
         )
         servers.append(_EmbeddedServer(config))
     if stop is None:

@@ -3,41 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import socket
-import threading
-import time
 from pathlib import Path
 
 import uvicorn
-from starlette.applications import Starlette
 
 from fxcrm.adapters.simulators.matchtrader.app import create_matchtrader_simulator
 from fxcrm.adapters.simulators.matchtrader.config import MatchTraderSimConfig
 from fxcrm.adapters.simulators.matchtrader.state import MatchTraderSimState
+from fxcrm.adapters.simulators.serving import SimulatorThread, uvicorn_config
 from fxcrm.adapters.simulators.tls import ensure_self_signed_cert
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7103
-
-
-def _uvicorn_config(
-    app: Starlette,
-    host: str,
-    port: int,
-    certfile: Path | str | None,
-    keyfile: Path | str | None,
-    graceful_shutdown: int = 2,
-) -> uvicorn.Config:
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        ssl_certfile=str(certfile) if certfile else None,
-        ssl_keyfile=str(keyfile) if keyfile else None,
-        timeout_graceful_shutdown=graceful_shutdown,
-        lifespan="off",
-        log_level="warning",
-    )
 
 
 async def serve_matchtrader_simulator(
@@ -49,11 +26,13 @@ async def serve_matchtrader_simulator(
 ) -> None:
     """Serve until cancelled; HTTPS when a certificate is given."""
     app = create_matchtrader_simulator(config)
-    await uvicorn.Server(_uvicorn_config(app, host, port, certfile, keyfile)).serve()
+    await uvicorn.Server(uvicorn_config(app, host, port, certfile, keyfile)).serve()
 
 
-class MatchTraderSimulatorThread:
+class MatchTraderSimulatorThread(SimulatorThread):
     """The simulator under uvicorn in a background thread (tests, scripts); port 0: a free one."""
+
+    name = "matchtrader-simulator"
 
     def __init__(
         self,
@@ -72,37 +51,6 @@ class MatchTraderSimulatorThread:
         self.port = port
         self._certfile, self._keyfile = certfile, keyfile
         self._graceful_shutdown = graceful_shutdown
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
-
-    @property
-    def base_url(self) -> str:
-        scheme = "https" if self._certfile else "http"
-        return f"{scheme}://{self.host}:{self.port}"
-
-    def start(self, timeout: float = 10.0) -> MatchTraderSimulatorThread:
-        # Bind here, so the port is known (and ours) before the server starts.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        self._socket = sock
-        config = _uvicorn_config(
-            self.app, self.host, self.port, self._certfile, self._keyfile, self._graceful_shutdown
-        )
-        server = uvicorn.Server(config)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="matchtrader-simulator", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("Match-Trader simulator did not start")
-            time.sleep(0.01)
-        return self
 
     def reset(self, config: MatchTraderSimConfig | None = None) -> MatchTraderSimState:
         """Swap in a fresh state and rate limiter: one server, many clean tests."""
@@ -110,21 +58,6 @@ class MatchTraderSimulatorThread:
         self.app.state.matchtrader_api.reset(self.state)
         self.app.state.matchtrader = self.state
         return self.state
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
-
-    def __enter__(self) -> MatchTraderSimulatorThread:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def run_matchtrader_simulator(
@@ -146,7 +79,7 @@ def run_matchtrader_simulator(
     if cert_dir is not None:
         certfile, keyfile = ensure_self_signed_cert(cert_dir)
     app = create_matchtrader_simulator(config)
-    uvicorn.Server(_uvicorn_config(app, host, port, certfile, keyfile)).run()
+    uvicorn.Server(uvicorn_config(app, host, port, certfile, keyfile)).run()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,45 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import socket
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
-from starlette.applications import Starlette
 
 from fxcrm.adapters.simulators.mt4.app import create_mt4_simulator
 from fxcrm.adapters.simulators.mt4.config import Mt4SimConfig
 from fxcrm.adapters.simulators.mt4.state import Mt4SimState
+from fxcrm.adapters.simulators.serving import SimulatorThread, uvicorn_config
 from fxcrm.adapters.simulators.tls import ensure_self_signed_cert
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7105
 
 
-def _uvicorn_config(
-    app: Starlette,
-    host: str,
-    port: int,
-    certfile: Path | str | None = None,
-    keyfile: Path | str | None = None,
-) -> uvicorn.Config:
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        ssl_certfile=str(certfile) if certfile else None,
-        ssl_keyfile=str(keyfile) if keyfile else None,
-        timeout_graceful_shutdown=1,
-        lifespan="off",
-        log_level="warning",
-    )
-
-
-class Mt4SimulatorThread:
+class Mt4SimulatorThread(SimulatorThread):
     """The simulator under uvicorn in a background thread (tests, scripts); port 0: a free one."""
+
+    name = "mt4-simulator"
 
     def __init__(
         self,
@@ -58,35 +38,6 @@ class Mt4SimulatorThread:
         self.host = host
         self.port = port
         self._certfile, self._keyfile = certfile, keyfile
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
-
-    @property
-    def base_url(self) -> str:
-        scheme = "https" if self._certfile else "http"
-        return f"{scheme}://{self.host}:{self.port}"
-
-    def start(self, timeout: float = 10.0) -> Mt4SimulatorThread:
-        # Bind here, so the port is known (and ours) before the server starts.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        self._socket = sock
-        config = _uvicorn_config(self.app, self.host, self.port, self._certfile, self._keyfile)
-        server = uvicorn.Server(config)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="mt4-simulator", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("MT4 bridge simulator did not start")
-            time.sleep(0.01)
-        return self
 
     def reset(
         self, config: Mt4SimConfig | None = None, *, clock: Callable[[], float] | None = None
@@ -96,21 +47,6 @@ class Mt4SimulatorThread:
         self.app.state.mt4_api.state = self.state
         self.app.state.mt4 = self.state
         return self.state
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
-
-    def __enter__(self) -> Mt4SimulatorThread:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 async def serve_mt4_simulator(
@@ -122,7 +58,7 @@ async def serve_mt4_simulator(
 ) -> None:
     """Serve until cancelled; HTTPS when a certificate is given."""
     app = create_mt4_simulator(config)
-    await uvicorn.Server(_uvicorn_config(app, host, port, certfile, keyfile)).serve()
+    await uvicorn.Server(uvicorn_config(app, host, port, certfile, keyfile)).serve()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -148,4 +84,4 @@ def main(argv: list[str] | None = None) -> None:
     if args.cert_dir:
         certfile, keyfile = ensure_self_signed_cert(args.cert_dir)
     app = create_mt4_simulator(config)
-    uvicorn.Server(_uvicorn_config(app, args.host, args.port, certfile, keyfile)).run()
+    uvicorn.Server(uvicorn_config(app, args.host, args.port, certfile, keyfile)).run()
