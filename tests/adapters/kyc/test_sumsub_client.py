@@ -46,15 +46,28 @@ async def sim() -> AsyncIterator[Sim]:
         yield Sim(url, app.state.simulator)
 
 
-@pytest.fixture
-async def client(sim: Sim) -> AsyncIterator[SumsubClient]:
-    kyc = SumsubClient(
+def _client(sim: Sim, timeout: float) -> SumsubClient:
+    return SumsubClient(
         base_url=sim.url,
         app_token=TOKEN,
         secret_key=SECRET_KEY,
         webhook_secret=WEBHOOK_SECRET,
-        timeout=0.25,
+        timeout=timeout,
     )
+
+
+@pytest.fixture
+async def client(sim: Sim) -> AsyncIterator[SumsubClient]:
+    # Patient enough for a busy CI machine; the timeout tests use `impatient` instead.
+    kyc = _client(sim, timeout=5.0)
+    yield kyc
+    await kyc.close()
+
+
+@pytest.fixture
+async def impatient(sim: Sim) -> AsyncIterator[SumsubClient]:
+    """Gives up well before the simulator's timeout fault (0.6 s) answers."""
+    kyc = _client(sim, timeout=0.25)
     yield kyc
     await kyc.close()
 
@@ -257,12 +270,14 @@ async def test_unsigned_and_tampered_requests_get_401(sim: Sim) -> None:
         assert (await http.get("/resources/applicants/x/one", headers=headers)).status_code == 401
 
 
-async def test_create_is_idempotent_across_a_timeout(client: SumsubClient, sim: Sim) -> None:
+async def test_create_is_idempotent_across_a_timeout(
+    client: SumsubClient, impatient: SumsubClient, sim: Sim
+) -> None:
     external = _uid()
     async with httpx.AsyncClient(base_url=sim.url) as http:
         await http.post("/_sim/faults", json={"timeout": True})
     with pytest.raises(KycProviderError) as err:
-        await _create(client, external)  # the simulator creates it, then answers too late
+        await _create(impatient, external)  # the simulator creates it, then answers too late
     assert err.value.retryable
     # The retry meets "already exists" and returns the applicant the first call created.
     applicant_id = await _create(client, external)
@@ -271,7 +286,9 @@ async def test_create_is_idempotent_across_a_timeout(client: SumsubClient, sim: 
     ]
 
 
-async def test_timeout_fault_on_one_applicant_then_recovery(client: SumsubClient, sim: Sim) -> None:
+async def test_timeout_fault_on_one_applicant_then_recovery(
+    client: SumsubClient, impatient: SumsubClient, sim: Sim
+) -> None:
     applicant_id = await _create(client, _uid())
     async with httpx.AsyncClient(base_url=sim.url) as http:
         answer = await http.post(
@@ -279,6 +296,6 @@ async def test_timeout_fault_on_one_applicant_then_recovery(client: SumsubClient
         )
         assert answer.json()["timeout"] is True
     with pytest.raises(KycProviderError) as err:
-        await client.fetch_status(applicant_id)
+        await impatient.fetch_status(applicant_id)
     assert err.value.retryable
     assert (await client.fetch_status(applicant_id)).status == KycStatus.APPLICANT_CREATED

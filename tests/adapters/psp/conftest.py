@@ -101,6 +101,15 @@ def sim(sim_server: Sim, receiver: Receiver) -> Sim:
 
 @pytest.fixture
 async def client(sim: Sim) -> AsyncIterator[SimPspClient]:
+    # Patient enough for a busy CI machine; the timeout test uses `impatient` instead.
+    psp = SimPspClient(sim.url, API_KEY, WEBHOOK_SECRET, timeout=5.0)
+    yield psp
+    await psp.close()
+
+
+@pytest.fixture
+async def impatient(sim: Sim) -> AsyncIterator[SimPspClient]:
+    """Gives up well before the simulator's timeout fault (1 s) answers."""
     psp = SimPspClient(sim.url, API_KEY, WEBHOOK_SECRET, timeout=0.5)
     yield psp
     await psp.close()

@@ -65,12 +65,12 @@ async def test_unknown_payment_is_404(client: SimPspClient) -> None:
 
 
 async def test_timeout_once_then_retry_returns_the_same_payment(
-    client: SimPspClient, control: httpx.AsyncClient, sim: Sim
+    client: SimPspClient, impatient: SimPspClient, control: httpx.AsyncClient, sim: Sim
 ) -> None:
     await control.post("/_sim/faults", json={"timeout": True})
     req = _card()
     with pytest.raises(PspError) as err:
-        await client.create_payment(req)
+        await impatient.create_payment(req)
     assert (err.value.code, err.value.retryable) == ("timeout", True)
     again = await client.create_payment(req)  # the work was done: the retry finds it
     assert again.status == PaymentStatus.SUCCEEDED
