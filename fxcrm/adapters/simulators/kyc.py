@@ -715,7 +715,11 @@ class _QuietServer(uvicorn.Server):
 @contextlib.asynccontextmanager
 async def serving(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """Serve `app` in a background task; yields its base URL (port 0: a free port)."""
-    server = _QuietServer(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    # A bounded graceful shutdown: a peer that keeps a connection open must not hang the caller.
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2
+    )
+    server = _QuietServer(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
