@@ -22,7 +22,6 @@ import csv
 import hashlib
 import io
 import json
-import ssl
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -45,6 +44,7 @@ from fxcrm.adapters.platforms.base import (
     PlatformError,
     PlatformErrorKind,
 )
+from fxcrm.adapters.platforms.tls import ssl_verify
 
 API = "/v2/webserv"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
@@ -267,7 +267,7 @@ class CTraderWebServicesClient:
         self._history_path = balance_history_path
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
-            verify=_ssl_verify(verify),
+            verify=ssl_verify(verify),
             timeout=timeout,
             transport=transport,
             headers={"Accept": "application/json"},
@@ -623,13 +623,6 @@ class CTraderWebServicesClient:
 
 
 # --- module helpers -------------------------------------------------------------------------------
-
-
-def _ssl_verify(verify: bool | str | Path) -> bool | ssl.SSLContext:
-    """A path means: trust this CA (or self-signed) certificate file."""
-    if isinstance(verify, bool):
-        return verify
-    return ssl.create_default_context(cafile=str(verify))
 
 
 def _json_default(value: object) -> object:

@@ -20,7 +20,6 @@ Choices fxcrm makes here (the Broker API leaves them open):
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -43,6 +42,7 @@ from fxcrm.adapters.platforms.base import (
     PlatformError,
     PlatformErrorKind,
 )
+from fxcrm.adapters.platforms.tls import ssl_verify
 
 BONUS_PREFIX = "bonus:"
 COMMENT_MAX = 255
@@ -208,7 +208,7 @@ class MatchTraderClient:
         auth = f"Bearer {api_key}" if bearer else api_key
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
-            verify=_ssl_verify(verify),
+            verify=ssl_verify(verify),
             timeout=timeout,
             headers={"Authorization": auth, "Accept": "application/json"},
             transport=transport,
@@ -742,13 +742,6 @@ class MatchTraderClient:
 
     async def close(self) -> None:
         await self._http.aclose()
-
-
-def _ssl_verify(verify: bool | str | Path) -> bool | ssl.SSLContext:
-    """A path means: trust this CA (or self-signed) certificate file."""
-    if isinstance(verify, bool):
-        return verify
-    return ssl.create_default_context(cafile=str(verify))
 
 
 def _external_id(account: object) -> str | None:

@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -39,6 +38,7 @@ from fxcrm.adapters.platforms.base import (
     PlatformError,
     PlatformErrorKind,
 )
+from fxcrm.adapters.platforms.tls import ssl_verify
 
 CONTRACT = "fxcrm-mt4-bridge/1"
 API_PREFIX = "/v1"
@@ -181,7 +181,7 @@ class Mt4BridgeClient:
         self._client_search_group = client_search_group
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
-            verify=_ssl_verify(verify),
+            verify=ssl_verify(verify),
             timeout=timeout,
             transport=transport,
         )
@@ -593,10 +593,3 @@ def _json_default(value: object) -> object:
     if isinstance(value, Decimal):
         return float(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _ssl_verify(verify: bool | str | Path) -> bool | ssl.SSLContext:
-    """A path means: trust this CA (or self-signed) certificate file."""
-    if isinstance(verify, bool):
-        return verify
-    return ssl.create_default_context(cafile=str(verify))

@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import hmac
 import secrets
-import ssl
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -34,6 +33,7 @@ from fxcrm.adapters.platforms.base import (
     PlatformError,
     PlatformErrorKind,
 )
+from fxcrm.adapters.platforms.tls import ssl_verify
 
 # EnUsersRights bits that fxcrm reads and writes.
 RIGHT_ENABLED = 0x1
@@ -244,7 +244,7 @@ class Mt5WebApiClient:
         # One pinned keep-alive connection: the session lives and dies with it.
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
-            verify=_ssl_verify(verify),
+            verify=ssl_verify(verify),
             timeout=timeout,
             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
             transport=transport,
@@ -721,13 +721,6 @@ def _unavailable(command: str, what: str, code: str) -> PlatformError:
     return PlatformError(
         f"MT5 {command}: {what}", code=code, retryable=True, kind=PlatformErrorKind.UNAVAILABLE
     )
-
-
-def _ssl_verify(verify: bool | str | Path) -> bool | ssl.SSLContext:
-    """A path means: trust this CA (or self-signed) certificate file."""
-    if isinstance(verify, bool):
-        return verify
-    return ssl.create_default_context(cafile=str(verify))
 
 
 def _query(params: Mapping[str, object]) -> dict[str, str]:

@@ -20,7 +20,6 @@ Choices the spec leaves open, made here and mirrored by the simulator:
 from __future__ import annotations
 
 import re
-import ssl
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -43,6 +42,7 @@ from fxcrm.adapters.platforms.base import (
     PlatformError,
     PlatformErrorKind,
 )
+from fxcrm.adapters.platforms.tls import ssl_verify
 
 SERVER_TIMEZONE = "Asia/Jerusalem"
 LOTS_PER_VOLUME = Decimal(100_000)
@@ -323,7 +323,7 @@ class SirixClient:
         self._deal_window = deal_window
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
-            verify=_ssl_verify(verify),
+            verify=ssl_verify(verify),
             timeout=timeout,
             transport=transport,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
@@ -727,10 +727,3 @@ class SirixClient:
 
     async def close(self) -> None:
         await self._http.aclose()
-
-
-def _ssl_verify(verify: bool | str | Path) -> bool | ssl.SSLContext:
-    """A path means: trust this CA (or self-signed) certificate file."""
-    if isinstance(verify, bool):
-        return verify
-    return ssl.create_default_context(cafile=str(verify))
