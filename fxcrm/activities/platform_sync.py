@@ -115,7 +115,7 @@ class PlatformSyncActivities:
         start = since - timedelta(seconds=inp.overlap_seconds)
         until = utcnow()
         window = timedelta(seconds=inp.window_seconds)
-        gateway = await self._platforms.get(inp.server_id)
+        gateway = await self._platforms.get(inp.server_id, "sync")
         read = inserted = 0
         while start < until:
             end = min(start + window, until)
@@ -170,7 +170,7 @@ class PlatformSyncActivities:
 
     @activity.defn
     async def sync_accounts(self, ref: ServerRef) -> AccountsSynced:
-        gateway = await self._platforms.get(ref.server_id)
+        gateway = await self._platforms.get(ref.server_id, "sync")
         try:
             accounts = await gateway.list_accounts(None)
         except PlatformError as exc:
