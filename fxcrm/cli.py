@@ -20,6 +20,7 @@ class Simulator(StrEnum):
     matchtrader = "matchtrader"
     sirix = "sirix"
     kyc = "kyc"
+    psp = "psp"
 
 
 @app.command()
@@ -110,7 +111,7 @@ def start_sync() -> None:
 @app.command()
 def simulator(kind: Simulator, port: int | None = None) -> None:
     """Run a simulator: `platforms` runs all five with live simulated trading (as `make dev`), or one of
-    mt5 (HTTPS 7101), ctrader 7102, matchtrader 7103, sirix (HTTPS 7104), mt4 7105, kyc 7111."""
+    mt5 (HTTPS 7101), ctrader 7102, matchtrader 7103, sirix (HTTPS 7104), mt4 7105, psp 7110, kyc 7111."""
     from fxcrm.adapters.simulators.run import run_simulator
 
     run_simulator(kind.value, port, get_settings())

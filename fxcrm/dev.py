@@ -115,6 +115,7 @@ def run_dev(settings: Settings) -> None:
         )
         sup.start("platform-simulators", [*fxcrm, "simulator", "platforms"])
         sup.start("kyc-simulator", [*fxcrm, "simulator", "kyc"])
+        sup.start("psp-simulator", [*fxcrm, "simulator", "psp"])
         _wait_for_port(temporal_port, "Temporal")
         sup.start("worker", [*fxcrm, "worker"])
         sup.start("api", [*fxcrm, "api"])
@@ -142,6 +143,7 @@ def _banner(settings: Settings) -> None:
         "  Platform sims       MT5 https://127.0.0.1:7101, cTrader :7102, Match-Trader :7103,",
         "                      Sirix https://127.0.0.1:7104, MT4 bridge :7105 (live simulated trading)",
         "  KYC simulator       http://127.0.0.1:7111",
+        "  PSP simulator       http://127.0.0.1:7110 (card, crypto, bank wire, local method)",
         f"  Database            {settings.database_url}",
         "  Logs                var/*.log",
         "",

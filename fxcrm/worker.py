@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from fxcrm.activities.money import MoneyActivities
 from fxcrm.activities.onboarding import OnboardingActivities
 from fxcrm.activities.platform_sync import PlatformSyncActivities
 from fxcrm.activities.screening import ScreeningService
@@ -17,6 +18,7 @@ from fxcrm.adapters.kyc.base import KycProvider
 from fxcrm.adapters.platforms.base import TradingPlatformGateway
 from fxcrm.adapters.platforms.factory import build_gateway
 from fxcrm.adapters.platforms.registry import GatewayFactory, PlatformRegistry
+from fxcrm.adapters.psp.registry import PspRegistry, build_psps
 from fxcrm.core import temporal
 from fxcrm.core.config import Settings
 from fxcrm.core.db import create_engine, session_factory
@@ -64,9 +66,15 @@ def build_worker(
     kyc: KycProvider,
     platforms: PlatformRegistry,
     screening: ScreeningService,
+    *,
+    psps: PspRegistry | None = None,
 ) -> Worker:
+    """`psps`: the payment providers (built from settings when not given; the caller closes
+    the ones it passes)."""
+    psps = psps or build_psps(settings)
     onboarding = OnboardingActivities(sessions, kyc, platforms, screening, settings.kyc_level)
     sync = PlatformSyncActivities(sessions, platforms)
+    money = MoneyActivities(platforms)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -87,6 +95,7 @@ def build_worker(
             sync.ingest_deals,
             sync.sync_accounts,
             sync.change_account,
+            money.move_platform_balance,
         ],
     )
 
@@ -103,14 +112,16 @@ async def run_worker(settings: Settings) -> None:
     sessions = session_factory(engine)
     kyc = build_kyc(settings)
     platforms = PlatformRegistry(platform_factory(sessions, settings))
+    psps = build_psps(settings)
     screening = ScreeningService.from_paths(sanctions_paths(settings))
     await screening.screener()  # load the lists before taking work
-    worker = build_worker(client, settings, sessions, kyc, platforms, screening)
+    worker = build_worker(client, settings, sessions, kyc, platforms, screening, psps=psps)
     log.info("worker started", task_queue=settings.task_queue)
     try:
         await worker.run()
     finally:
         await platforms.close()
+        await psps.close()
         await kyc.close()
         await engine.dispose()
 

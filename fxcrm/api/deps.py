@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
 from fxcrm.adapters.kyc.base import KycProvider
+from fxcrm.adapters.psp.registry import PspRegistry
 from fxcrm.api.errors import Problem
 from fxcrm.core.audit import Actor
 from fxcrm.core.config import Settings
@@ -59,10 +60,16 @@ def get_kyc(request: Request) -> KycProvider:
     return kyc
 
 
+def get_psps(request: Request) -> PspRegistry:
+    psps: PspRegistry = request.app.state.psps
+    return psps
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 KycDep = Annotated[KycProvider, Depends(get_kyc)]
+PspsDep = Annotated[PspRegistry, Depends(get_psps)]
 
 
 async def get_principal(

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request, Response
 from temporalio.client import Client
 
 from fxcrm.adapters.kyc.base import KycProvider
+from fxcrm.adapters.psp.registry import PspRegistry, build_psps
 from fxcrm.api.errors import install_error_handlers
 from fxcrm.api.routes import accounts, audit, auth, backoffice, portal, webhooks
 from fxcrm.core import temporal
@@ -39,6 +40,7 @@ def create_app(
     settings: Settings,
     kyc: KycProvider | None = None,
     temporal_client: Callable[[], Awaitable[Client]] | None = None,
+    psps: PspRegistry | None = None,
 ) -> FastAPI:
     configure_field_cipher(settings.field_encryption_keys)
 
@@ -48,9 +50,13 @@ def create_app(
         app.state.sessions = session_factory(engine)
         owns_kyc = kyc is None
         app.state.kyc = kyc or _sumsub(settings)
+        owns_psps = psps is None
+        app.state.psps = psps or build_psps(settings)
         yield
         if owns_kyc:
             await app.state.kyc.close()
+        if owns_psps:
+            await app.state.psps.close()
         await engine.dispose()
 
     app = FastAPI(title="fxcrm", version="0.1.0", lifespan=lifespan)

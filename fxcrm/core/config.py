@@ -21,6 +21,8 @@ DEV_MATCHTRADER_API_KEY = "mtr-dev-broker-api-key-0123456789abcdef"
 DEV_SIRIX_TOKEN = "t1_dev-sirix-simulator-token-0123456789"  # noqa: S105
 DEV_MT4_KEY_ID = "fxcrm-dev"
 DEV_MT4_SECRET = "mt4-bridge-dev-secret-2026"  # noqa: S105
+DEV_PSP_API_KEY = "dev-psp-api-key"
+DEV_PSP_WEBHOOK_SECRET = "dev-psp-webhook-secret"  # noqa: S105
 
 DEV_SECRETS = {
     DEV_SECRET_KEY,
@@ -33,6 +35,8 @@ DEV_SECRETS = {
     DEV_MATCHTRADER_API_KEY,
     DEV_SIRIX_TOKEN,
     DEV_MT4_SECRET,
+    DEV_PSP_API_KEY,
+    DEV_PSP_WEBHOOK_SECRET,
 }
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,6 +79,14 @@ class Settings(BaseSettings):
     mt4_bridge_secret: str = DEV_MT4_SECRET
     platform_tls_verify: bool = False
 
+    # Payment service providers. "simulator" is fxcrm's PSP simulator (the default of make dev);
+    # Stripe is configured by its own key when a brand uses it.
+    psp_sim_url: str = "http://127.0.0.1:7110"
+    psp_api_key: str = DEV_PSP_API_KEY
+    psp_webhook_secret: str = DEV_PSP_WEBHOOK_SECRET
+    stripe_api_key: str | None = None
+    stripe_webhook_secret: str | None = None
+
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     log_json: bool | None = None  # None: JSON unless stdout is a terminal
@@ -95,6 +107,8 @@ class Settings(BaseSettings):
                     "matchtrader_api_key",
                     "sirix_token",
                     "mt4_bridge_secret",
+                    "psp_api_key",
+                    "psp_webhook_secret",
                 )
                 if any(part in DEV_SECRETS for part in str(getattr(self, name)).split(","))
             ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from fxcrm.domain.alerts import AlertThresholds
+from fxcrm.domain.payments import PaymentRules
 
 RISK_CATEGORIES = ("low", "medium", "high")
 ACCOUNT_TYPES = ("retail", "pro", "vip")
@@ -38,6 +39,7 @@ class BrandConfig(BaseModel):
     # Dealing-desk alerts: the brand's default, and overrides for named groups.
     alert_thresholds: AlertThresholds = Field(default_factory=AlertThresholds)
     group_alert_thresholds: dict[str, AlertThresholds] = Field(default_factory=dict)
+    payments: PaymentRules = Field(default_factory=PaymentRules)
 
     def thresholds_for(self, group: str) -> AlertThresholds:
         return self.group_alert_thresholds.get(group, self.alert_thresholds)

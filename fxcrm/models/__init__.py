@@ -5,6 +5,13 @@ from fxcrm.models.base import Base
 from fxcrm.models.compliance import Notification, ProviderWebhook, ScreeningRecord
 from fxcrm.models.identity import Brand, IbPartner, StaffBrand, StaffUser
 from fxcrm.models.ledger import LedgerAccount, LedgerTransfer
+from fxcrm.models.payments import (
+    Payment,
+    PaymentAlert,
+    PaymentApproval,
+    ReconciliationBreak,
+    ReconciliationRun,
+)
 from fxcrm.models.platform_sync import AccountMirror, IngestedDeal, RiskAlert, SyncCursor
 from fxcrm.models.traders import KycDocument, PlatformServer, Trader, TradingAccount
 
@@ -20,8 +27,13 @@ __all__ = [
     "LedgerAccount",
     "LedgerTransfer",
     "Notification",
+    "Payment",
+    "PaymentAlert",
+    "PaymentApproval",
     "PlatformServer",
     "ProviderWebhook",
+    "ReconciliationBreak",
+    "ReconciliationRun",
     "RiskAlert",
     "ScreeningRecord",
     "StaffBrand",

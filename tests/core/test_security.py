@@ -36,6 +36,8 @@ def test_production_starts_with_real_secrets() -> None:
         matchtrader_api_key="mtr-real-key",
         sirix_token="t1_real-token",
         mt4_bridge_secret="mt4-real-secret",
+        psp_api_key="psp-real-key",
+        psp_webhook_secret="psp-real-webhook-secret",
     )
 
 

@@ -22,8 +22,10 @@ from temporalio.worker import Worker
 from fxcrm.activities.screening import ScreeningService
 from fxcrm.adapters.kyc.sumsub import SumsubClient
 from fxcrm.adapters.platforms.registry import PlatformRegistry
+from fxcrm.adapters.psp.registry import build_psps
 from fxcrm.adapters.simulators.kyc import KycSimConfig, create_kyc_simulator, serving
 from fxcrm.adapters.simulators.mt5 import Mt5SimulatorThread
+from fxcrm.adapters.simulators.psp import PspSimConfig, create_psp_simulator
 from fxcrm.api.main import create_app
 from fxcrm.core.config import Settings
 from fxcrm.core.db import create_engine, session_factory
@@ -44,6 +46,7 @@ class Stack:
     sessions: async_sessionmaker[AsyncSession]
     mt5: Mt5SimulatorThread
     http: httpx.AsyncClient
+    psp_url: str  # the PSP simulator; its /_sim/ endpoints drive payments and inject faults
 
 
 def stack_settings(
@@ -91,14 +94,28 @@ async def running_stack(
     async def temporal_client() -> Client:
         return temporal
 
-    api = create_app(base, kyc=kyc_for_api, temporal_client=temporal_client)
+    # The API only verifies PSP webhooks (the secret); workflows call the PSP through the worker.
+    psps_for_api = build_psps(base)
+    api = create_app(base, kyc=kyc_for_api, temporal_client=temporal_client, psps=psps_for_api)
     async with serving(api) as api_url:  # type: ignore[arg-type]
         kyc_app = create_kyc_simulator(
             KycSimConfig(webhook_url=f"{api_url}/webhooks/kyc/sumsub", review_delay_seconds=0.2)
         )
-        async with serving(kyc_app) as kyc_url:
+        psp_app = create_psp_simulator(
+            PspSimConfig(
+                webhook_url=f"{api_url}/webhooks/psp/sim",
+                confirmation_interval_seconds=0.1,
+                local_delay_seconds=0.2,
+                payout_delay_seconds=0.2,
+            )
+        )
+        async with serving(kyc_app) as kyc_url, serving(psp_app) as psp_url:
             settings = base.model_copy(
-                update={"kyc_base_url": kyc_url, "platform_tls_verify": False}
+                update={
+                    "kyc_base_url": kyc_url,
+                    "platform_tls_verify": False,
+                    "psp_sim_url": psp_url,
+                }
             )
             kyc = SumsubClient(
                 base_url=kyc_url,
@@ -107,22 +124,27 @@ async def running_stack(
                 webhook_secret=settings.kyc_webhook_secret,
             )
             platforms = PlatformRegistry(platform_factory(sessions, settings))
+            psps = build_psps(settings)
             screening = ScreeningService.from_paths(
                 [Path(p) for p in settings.sanctions_paths.split(",")]
             )
             await screening.screener()
             worker: Worker | None = None
             if in_process_worker:
-                worker = build_worker(temporal, settings, sessions, kyc, platforms, screening)
+                worker = build_worker(
+                    temporal, settings, sessions, kyc, platforms, screening, psps=psps
+                )
             async with httpx.AsyncClient(base_url=api_url, timeout=30) as http:
-                stack = Stack(settings, api_url, kyc_url, temporal, sessions, mt5, http)
+                stack = Stack(settings, api_url, kyc_url, temporal, sessions, mt5, http, psp_url)
                 if worker is None:
                     yield stack
                 else:
                     async with worker:
                         yield stack
             await platforms.close()
+            await psps.close()
             await kyc.close()
+    await psps_for_api.close()
     await kyc_for_api.close()
     await engine.dispose()
 

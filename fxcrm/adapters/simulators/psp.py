@@ -68,13 +68,12 @@ from fxcrm.adapters.psp.simulator_client import (
     webhook_signature,
 )
 from fxcrm.adapters.simulators.kyc import serving
+from fxcrm.core.config import DEV_PSP_API_KEY, DEV_PSP_WEBHOOK_SECRET
 from fxcrm.domain.money import CURRENCY_SCALE
 
 __all__ = ["DEFAULT_PORT", "PspSimConfig", "PspSimulator", "create_psp_simulator", "serving"]
 
 DEFAULT_PORT = 7110
-DEV_PSP_API_KEY = "dev-psp-api-key"  # dev only; the lead moves both to settings
-DEV_PSP_WEBHOOK_SECRET = "dev-psp-webhook-secret"  # noqa: S105
 
 CARD_OK = "4242424242424242"
 CARD_3DS = "4000000000003220"

@@ -8,6 +8,7 @@ from fxcrm.core.config import ROOT, Settings
 
 MT5_PORT = 7101
 KYC_PORT = 7111
+PSP_PORT = 7110
 # Platform simulators other than MT5: (module with main(argv), default port).
 PLATFORM_SIMULATORS = {
     "ctrader": ("fxcrm.adapters.simulators.ctrader.serve", 7102),
@@ -61,5 +62,14 @@ def run_simulator(kind: str, port: int | None, settings: Settings) -> None:
             review_delay_seconds=2.0,
         )
         asyncio.run(run_kyc_simulator("127.0.0.1", port or KYC_PORT, config))
+    elif kind == "psp":
+        from fxcrm.adapters.simulators.psp import PspSimConfig, run_psp_simulator
+
+        psp = PspSimConfig(
+            api_key=settings.psp_api_key,
+            webhook_secret=settings.psp_webhook_secret,
+            webhook_url=f"http://{settings.api_host}:{settings.api_port}/webhooks/psp/sim",
+        )
+        asyncio.run(run_psp_simulator("127.0.0.1", port or PSP_PORT, psp))
     else:
         raise ValueError(f"unknown simulator {kind}")
