@@ -14,7 +14,7 @@ from temporalio.client import Client
 from fxcrm.adapters.kyc.base import KycProvider
 from fxcrm.adapters.psp.registry import PspRegistry, build_psps
 from fxcrm.api.errors import install_error_handlers
-from fxcrm.api.routes import accounts, audit, auth, backoffice, portal, webhooks
+from fxcrm.api.routes import accounts, audit, auth, backoffice, ledger, portal, wallets, webhooks
 from fxcrm.core import temporal
 from fxcrm.core.config import Settings
 from fxcrm.core.db import create_engine, session_factory
@@ -79,7 +79,7 @@ def create_app(
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (auth, portal, backoffice, accounts, webhooks, audit):
+    for module in (auth, portal, wallets, backoffice, accounts, ledger, webhooks, audit):
         app.include_router(module.router)
     return app
 
