@@ -79,8 +79,9 @@ class Settings(BaseSettings):
     mt4_bridge_secret: str = DEV_MT4_SECRET
     platform_tls_verify: bool = False
 
-    # Payment service providers. "simulator" is fxcrm's PSP simulator (the default of make dev);
-    # Stripe is configured by its own key when a brand uses it.
+    # Payment service providers this deployment uses, the first being the default: "sim" is
+    # fxcrm's PSP simulator (make dev, tests), "stripe" needs the two stripe_* settings.
+    psp_providers: str = "sim"
     psp_sim_url: str = "http://127.0.0.1:7110"
     psp_api_key: str = DEV_PSP_API_KEY
     psp_webhook_secret: str = DEV_PSP_WEBHOOK_SECRET
@@ -107,8 +108,7 @@ class Settings(BaseSettings):
                     "matchtrader_api_key",
                     "sirix_token",
                     "mt4_bridge_secret",
-                    "psp_api_key",
-                    "psp_webhook_secret",
+                    *(("psp_api_key", "psp_webhook_secret") if "sim" in self.psp_names else ()),
                 )
                 if any(part in DEV_SECRETS for part in str(getattr(self, name)).split(","))
             ]
@@ -118,6 +118,10 @@ class Settings(BaseSettings):
                     + ", ".join(f"FXCRM_{n.upper()}" for n in used)
                 )
         return self
+
+    @property
+    def psp_names(self) -> list[str]:
+        return [name.strip() for name in self.psp_providers.split(",") if name.strip()]
 
     @property
     def is_sqlite(self) -> bool:

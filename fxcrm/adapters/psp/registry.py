@@ -33,19 +33,30 @@ class PspRegistry:
 
 
 def build_psps(settings: Settings) -> PspRegistry:
-    from fxcrm.adapters.psp.simulator_client import SimPspClient
+    """Only the providers the deployment names exist: a production API has no simulator whose
+    (public) development secret could sign a webhook."""
+    providers: dict[str, PaymentProvider] = {}
+    for name in settings.psp_names:
+        if name == "sim":
+            from fxcrm.adapters.psp.simulator_client import SimPspClient
 
-    providers: dict[str, PaymentProvider] = {
-        "sim": SimPspClient(
-            base_url=settings.psp_sim_url,
-            api_key=settings.psp_api_key,
-            webhook_secret=settings.psp_webhook_secret,
-        )
-    }
-    if settings.stripe_api_key and settings.stripe_webhook_secret:
-        from fxcrm.adapters.psp.stripe import StripeClient
+            providers[name] = SimPspClient(
+                base_url=settings.psp_sim_url,
+                api_key=settings.psp_api_key,
+                webhook_secret=settings.psp_webhook_secret,
+            )
+        elif name == "stripe":
+            if not (settings.stripe_api_key and settings.stripe_webhook_secret):
+                raise ValueError(
+                    "stripe needs FXCRM_STRIPE_API_KEY and FXCRM_STRIPE_WEBHOOK_SECRET"
+                )
+            from fxcrm.adapters.psp.stripe import StripeClient
 
-        providers["stripe"] = StripeClient(
-            api_key=settings.stripe_api_key, webhook_secret=settings.stripe_webhook_secret
-        )
-    return PspRegistry(providers, default="sim")
+            providers[name] = StripeClient(
+                api_key=settings.stripe_api_key, webhook_secret=settings.stripe_webhook_secret
+            )
+        else:
+            raise ValueError(f"unknown payment provider {name!r} in FXCRM_PSP_PROVIDERS")
+    if not providers:
+        raise ValueError("FXCRM_PSP_PROVIDERS names no payment provider")
+    return PspRegistry(providers, default=settings.psp_names[0])
