@@ -108,6 +108,27 @@ def start_sync() -> None:
         typer.echo(f"running: {workflow_id}")
 
 
+@app.command("start-schedules")
+def start_schedules() -> None:
+    """Create or update the Temporal Schedules: the daily reconciliation of every PSP (idempotent)."""
+
+    async def run() -> list[str]:
+        from fxcrm.adapters.psp.registry import build_psps
+        from fxcrm.core import temporal
+        from fxcrm.schedules import ensure_reconciliation_schedules
+
+        settings = get_settings()
+        psps = build_psps(settings)
+        try:
+            client = await temporal.connect(settings)
+            return await ensure_reconciliation_schedules(client, psps.names, settings.task_queue)
+        finally:
+            await psps.close()
+
+    for schedule_id in asyncio.run(run()):
+        typer.echo(f"scheduled: {schedule_id}")
+
+
 @app.command()
 def simulator(kind: Simulator, port: int | None = None) -> None:
     """Run a simulator: `platforms` runs all five with live simulated trading (as `make dev`), or one of

@@ -121,6 +121,7 @@ def run_dev(settings: Settings) -> None:
         sup.start("api", [*fxcrm, "api"])
         _wait_for_port(settings.api_port, "the API")
         subprocess.run([*fxcrm, "start-sync"], env=env, check=True, capture_output=True)  # noqa: S603
+        subprocess.run([*fxcrm, "start-schedules"], env=env, check=True, capture_output=True)  # noqa: S603
         _banner(settings)
         while True:
             time.sleep(1)

@@ -10,10 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from fxcrm.activities.chargebacks import ChargebackActivities
+from fxcrm.activities.deposits import DepositActivities
 from fxcrm.activities.money import MoneyActivities
 from fxcrm.activities.onboarding import OnboardingActivities
 from fxcrm.activities.platform_sync import PlatformSyncActivities
+from fxcrm.activities.reconciliation import ReconciliationActivities
 from fxcrm.activities.screening import ScreeningService
+from fxcrm.activities.transfers import TransferActivities
+from fxcrm.activities.withdrawals import WithdrawalActivities
 from fxcrm.adapters.kyc.base import KycProvider
 from fxcrm.adapters.platforms.base import TradingPlatformGateway
 from fxcrm.adapters.platforms.factory import build_gateway
@@ -27,8 +32,16 @@ from fxcrm.core.log_context import LogContextInterceptor
 from fxcrm.core.logging import configure_logging
 from fxcrm.models import PlatformServer
 from fxcrm.workflows.account_change import AccountChangeWorkflow
+from fxcrm.workflows.chargeback import ChargebackWorkflow, RefundWorkflow
+from fxcrm.workflows.deposit import DepositWorkflow
 from fxcrm.workflows.onboarding import OnboardingWorkflow
 from fxcrm.workflows.platform_sync import PlatformSyncWorkflow
+from fxcrm.workflows.reconciliation import (
+    ReconciliationWorkflow,
+    ScheduledReconciliationWorkflow,
+)
+from fxcrm.workflows.transfer import TransferWorkflow
+from fxcrm.workflows.withdrawal import WithdrawalWorkflow
 
 log = structlog.get_logger(__name__)
 
@@ -75,10 +88,26 @@ def build_worker(
     onboarding = OnboardingActivities(sessions, kyc, platforms, screening, settings.kyc_level)
     sync = PlatformSyncActivities(sessions, platforms)
     money = MoneyActivities(platforms)
+    withdrawals = WithdrawalActivities(sessions, platforms, psps)
+    deposits = DepositActivities(sessions, psps)
+    reconciliation = ReconciliationActivities(sessions, psps)
+    chargebacks = ChargebackActivities(sessions, psps)
+    transfers = TransferActivities(sessions)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[OnboardingWorkflow, PlatformSyncWorkflow, AccountChangeWorkflow],
+        workflows=[
+            OnboardingWorkflow,
+            PlatformSyncWorkflow,
+            AccountChangeWorkflow,
+            ReconciliationWorkflow,
+            ScheduledReconciliationWorkflow,
+            ChargebackWorkflow,
+            RefundWorkflow,
+            WithdrawalWorkflow,
+            DepositWorkflow,
+            TransferWorkflow,
+        ],
         interceptors=[LogContextInterceptor()],
         activities=[
             onboarding.open_kyc_applicant,
@@ -96,6 +125,34 @@ def build_worker(
             sync.sync_accounts,
             sync.change_account,
             money.move_platform_balance,
+            reconciliation.fetch_settlement_report,
+            reconciliation.reconcile_day,
+            chargebacks.assess_reversal,
+            chargebacks.book_reversal,
+            chargebacks.hold_refund,
+            chargebacks.request_psp_refund,
+            chargebacks.settle_refund,
+            withdrawals.check_account_funds,
+            withdrawals.move_account_to_wallet,
+            withdrawals.hold_funds,
+            withdrawals.set_status,
+            withdrawals.record_audit,
+            withdrawals.escalate,
+            withdrawals.alert_payout_stuck,
+            withdrawals.plan_payout,
+            withdrawals.refund_to_card,
+            withdrawals.create_payout,
+            withdrawals.payout_status,
+            withdrawals.release_hold,
+            withdrawals.keep_in_wallet,
+            deposits.create_psp_payment,
+            deposits.fetch_psp_payment,
+            deposits.credit_deposit,
+            deposits.complete_account_deposit,
+            deposits.mark_credit_failed,
+            deposits.finish_unpaid,
+            transfers.hold_transfer,
+            transfers.settle_transfer,
         ],
     )
 

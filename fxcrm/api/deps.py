@@ -45,8 +45,13 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.sessions() as session:
+    # GET never writes (HTTP's safe methods), so it reads beside writers instead of queueing.
+    factory = request.app.state.read_sessions if request.method in SAFE_METHODS else None
+    async with (factory or request.app.state.sessions)() as session:
         yield session
 
 

@@ -14,10 +14,23 @@ from temporalio.client import Client
 from fxcrm.adapters.kyc.base import KycProvider
 from fxcrm.adapters.psp.registry import PspRegistry, build_psps
 from fxcrm.api.errors import install_error_handlers
-from fxcrm.api.routes import accounts, audit, auth, backoffice, ledger, portal, wallets, webhooks
+from fxcrm.api.routes import (
+    accounts,
+    audit,
+    auth,
+    backoffice,
+    ledger,
+    payments,
+    portal,
+    reconciliation,
+    transfers,
+    wallets,
+    webhooks,
+    withdrawals,
+)
 from fxcrm.core import temporal
 from fxcrm.core.config import Settings
-from fxcrm.core.db import create_engine, session_factory
+from fxcrm.core.db import create_engine, read_session_factory, session_factory
 from fxcrm.core.fields import configure_field_cipher
 
 
@@ -48,6 +61,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
         app.state.sessions = session_factory(engine)
+        app.state.read_sessions = read_session_factory(engine)
         owns_kyc = kyc is None
         app.state.kyc = kyc or _sumsub(settings)
         owns_psps = psps is None
@@ -79,7 +93,20 @@ def create_app(
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (auth, portal, wallets, backoffice, accounts, ledger, webhooks, audit):
+    for module in (
+        auth,
+        portal,
+        wallets,
+        payments,
+        backoffice,
+        accounts,
+        ledger,
+        webhooks,
+        audit,
+        transfers,
+        withdrawals,
+        reconciliation,
+    ):
         app.include_router(module.router)
     return app
 

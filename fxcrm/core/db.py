@@ -42,12 +42,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_begin_immediate(conn: Any) -> None:
     # Take the write lock at BEGIN: two writers then queue on busy_timeout instead of failing
-    # with "database is locked" when a reader upgrades to a writer mid-transaction.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # with "database is locked" when a reader upgrades to a writer mid-transaction. Sessions made
+    # by read_session_factory only read: WAL lets them run beside the writer, so they don't queue.
+    if conn.get_execution_options().get(READ_ONLY):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+READ_ONLY = "fxcrm_read_only"
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for reads only (the API's GET endpoints): on SQLite they don't take the write lock,
+    so a page of history never waits behind a deposit being posted. Elsewhere the same as
+    session_factory."""
+    return async_sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
 
 @asynccontextmanager

@@ -7,13 +7,20 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from temporalio.service import RPCError
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
+from fxcrm.adapters.psp.base import PspEvent
+from fxcrm.adapters.psp.registry import UnknownProvider
 from fxcrm.api import onboarding_client as onboarding
-from fxcrm.api.deps import KycDep, SessionDep, TemporalDep, release
+from fxcrm.api.deps import KycDep, PspsDep, SessionDep, TemporalDep, release
 from fxcrm.api.errors import Problem
-from fxcrm.models import ProviderWebhook, Trader
+from fxcrm.api.routes import reconciliation
+from fxcrm.domain.payments import FINAL_STATUSES
+from fxcrm.models import Payment, ProviderWebhook, Trader
 from fxcrm.models.base import utcnow
+from fxcrm.workflows.deposit_types import SIGNAL_PSP_EVENT
 from fxcrm.workflows.onboarding_types import KycEvent
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -96,3 +103,124 @@ async def kyc_webhook(
     stored.signalled_at = utcnow()
     await session.commit()
     return WebhookAck(status="duplicate" if duplicate else "accepted")
+
+
+# ---------------------------------------------------------------- payment service providers
+
+
+@router.post("/psp/{provider}", response_model=WebhookAck)
+async def psp_webhook(
+    provider: str,
+    request: Request,
+    psps: PspsDep,
+    session: SessionDep,
+    temporal: TemporalDep,
+) -> WebhookAck:
+    """Any PSP's webhook, for deposits and withdrawals alike: verified over the raw bytes, stored
+    once per (provider, event key), matched to its payment, then signalled as `psp_event` to the
+    payment's workflow, which re-fetches the authoritative state before acting."""
+    try:
+        psp = psps.get(provider)
+    except UnknownProvider as exc:
+        raise Problem(404, "Unknown provider", str(exc)) from exc
+    raw = await request.body()
+    if len(raw) > MAX_WEBHOOK_BYTES:
+        raise Problem(413, "Payload too large")
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    if not psp.verify_webhook(headers, raw):
+        log.warning("psp webhook with a bad signature refused", provider=provider)
+        raise Problem(401, "Invalid signature", "the webhook signature does not match the body")
+    try:
+        event = psp.parse_webhook(raw)
+    except (ValueError, KeyError) as exc:
+        raise Problem(400, "Malformed webhook", str(exc)) from exc
+
+    stored, duplicate = await _store_psp_event(session, provider, event, raw, headers)
+    if stored is None:
+        return WebhookAck(status="duplicate")
+    if stored.signalled_at is not None:
+        return WebhookAck(status="duplicate")
+    payment = await _payment_of(session, provider, event)
+    if payment is None:
+        await release(session)
+        log.warning("psp webhook for an unknown payment", provider=provider, ref=event.provider_ref)
+        return WebhookAck(status="unmatched")
+    workflow_id, closed = payment.workflow_id, payment.status in FINAL_STATUSES
+    await release(session)
+    if closed:
+        await route_post_completion_event(session, payment, event, temporal, request)
+    else:
+        try:
+            await temporal.get_workflow_handle(workflow_id).signal(SIGNAL_PSP_EVENT, event)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                # Temporal is unreachable: the event is stored, the PSP retries, we signal then.
+                log.warning("psp webhook not signalled", workflow_id=workflow_id, error=exc.message)
+                raise Problem(
+                    503, "Try again", "the event is stored but could not be delivered yet"
+                ) from exc
+            # closed meanwhile
+            await route_post_completion_event(session, payment, event, temporal, request)
+    stored.signalled_at = utcnow()
+    await session.commit()
+    return WebhookAck(status="duplicate" if duplicate else "accepted")
+
+
+async def _store_psp_event(
+    session: AsyncSession, provider: str, event: PspEvent, raw: bytes, headers: dict[str, str]
+) -> tuple[ProviderWebhook | None, bool]:
+    """(the stored row, whether it was already there); (None, True) if a concurrent delivery
+    stored it first."""
+    stored = await session.scalar(
+        select(ProviderWebhook).where(
+            ProviderWebhook.provider == provider, ProviderWebhook.event_key == event.event_key
+        )
+    )
+    if stored is not None:
+        return stored, True
+    stored = ProviderWebhook(
+        provider=provider,
+        event_key=event.event_key,
+        provider_ref=event.provider_ref,
+        event_type=event.type[:60],
+        raw_body=raw,
+        headers={k: v for k, v in headers.items() if k.startswith("x-") or k == "content-type"},
+        provider_created_at=event.created_at,
+    )
+    session.add(stored)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return None, True
+    return stored, False
+
+
+async def _payment_of(session: AsyncSession, provider: str, event: PspEvent) -> Payment | None:
+    """Our payment (or payout: its id is the payment's) by our id, else by the PSP's reference."""
+    if event.our_payment_id:
+        payment = await session.get(Payment, event.our_payment_id)
+        if payment is not None and payment.psp == provider:
+            return payment
+    return await session.scalar(
+        select(Payment).where(Payment.psp == provider, Payment.provider_ref == event.provider_ref)
+    )
+
+
+async def route_post_completion_event(
+    session: AsyncSession, payment: Payment, event: PspEvent, temporal: Client, request: Request
+) -> None:
+    """An event for a payment whose workflow has finished: a chargeback, a refund, a late
+    confirmation of an expired deposit. The event is stored (ProviderWebhook) either way; a
+    chargeback or refund of a credited deposit starts its ChargebackWorkflow, the rest is logged."""
+    settings = request.app.state.settings
+    started = await reconciliation.start_reversal(temporal, settings.task_queue, payment, event)
+    log.warning(
+        "psp event after the payment finished",
+        chargeback_workflow=started,
+        payment_id=payment.id,
+        payment_status=payment.status,
+        provider=event.provider,
+        event_type=event.type,
+        psp_status=event.status.value if event.status else None,
+    )

@@ -1,0 +1,419 @@
+"""Internal transfers in the trader portal: wallet ↔ trading account, account → account, and
+conversions between wallets.
+
+The API validates and records the request (with the conversion quote, when the currencies
+differ), then starts TransferWorkflow; it never calls a platform. Free margin is the platform's
+to check: the workflow's withdrawal is refused there. The available balance checked here is a
+courtesy to the trader: two concurrent requests can both pass it, and the workflow's ledger hold
+refuses the second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import structlog
+from fastapi import APIRouter, Depends, Header, Request, status
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from fxcrm.api.deps import SessionDep, SettingsDep, TemporalDep, TraderDep, release
+from fxcrm.api.errors import Problem
+from fxcrm.core.audit import append_audit
+from fxcrm.core.temporal import BRAND, STAGE, TRADER_ID
+from fxcrm.domain import ledger as ledger_rules
+from fxcrm.domain.brand import BrandConfig
+from fxcrm.domain.fx_rates import DEFAULT_SOURCE, RateSource, UnsupportedPair
+from fxcrm.domain.money import CURRENCY_SCALE, Money
+from fxcrm.domain.payments import (
+    FINAL_STATUSES,
+    PaymentError,
+    PaymentRules,
+    TransferStatus,
+    kyc_allows,
+    kyc_level,
+    parse_amount,
+)
+from fxcrm.domain.transfers import (
+    Endpoint,
+    EndpointKind,
+    check_endpoints,
+    quote,
+    required_kyc_level,
+)
+from fxcrm.ledger import account_by_code
+from fxcrm.models import Brand, Payment, Trader, TradingAccount
+from fxcrm.models.base import new_id
+from fxcrm.workflows.transfer_types import TransferInput, TransferStage, transfer_workflow_id
+
+router = APIRouter(prefix="/portal", tags=["transfers"])
+log = structlog.get_logger(__name__)
+WORKFLOW_NAME = "TransferWorkflow"
+
+
+def get_rates(request: Request) -> RateSource:
+    """The configured rate source: a price feed set as app.state.fx_rates, else the table."""
+    rates: RateSource = getattr(request.app.state, "fx_rates", DEFAULT_SOURCE)
+    return rates
+
+
+RatesDep = Annotated[RateSource, Depends(get_rates)]
+
+
+class AccountRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account_id: str = Field(min_length=1, max_length=32)
+
+
+class TransferRequestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: str = Field(min_length=1, max_length=40, description="decimal string, e.g. '100.50'")
+    currency: str = Field(min_length=3, max_length=8, description="currency of the source")
+    source: Literal["wallet"] | AccountRef
+    target: Literal["wallet"] | AccountRef
+    target_currency: str | None = Field(default=None, min_length=3, max_length=8)
+
+
+class Side(BaseModel):
+    kind: str  # wallet | account
+    account_id: str | None
+    currency: str
+
+
+class TransferView(BaseModel):
+    payment_id: str
+    workflow_id: str
+    status: str
+    amount: Decimal
+    currency: str
+    source: Side
+    target: Side
+    target_amount: Decimal | None
+    fx_rate: str | None
+    spread: str | None
+    failure_code: str | None
+    failure_reason: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+def _view(payment: Payment) -> TransferView:
+    target_currency = payment.target_currency or payment.currency
+    fx = (payment.details or {}).get("fx") or {}
+    return TransferView(
+        payment_id=payment.id,
+        workflow_id=payment.workflow_id,
+        status=payment.status,
+        amount=Money.from_minor(payment.amount, payment.currency).amount,
+        currency=payment.currency,
+        source=Side(
+            kind=payment.source_kind,
+            account_id=payment.source_account_id,
+            currency=payment.currency,
+        ),
+        target=Side(
+            kind=payment.target_kind,
+            account_id=payment.target_account_id,
+            currency=target_currency,
+        ),
+        target_amount=(
+            Money.from_minor(payment.target_amount, target_currency).amount
+            if payment.target_amount is not None
+            else None
+        ),
+        fx_rate=payment.fx_rate,
+        spread=fx.get("spread"),
+        failure_code=payment.failure_code,
+        failure_reason=payment.failure_reason,
+        created_at=payment.created_at,
+        completed_at=payment.completed_at,
+    )
+
+
+def _refused(exc: PaymentError) -> Problem:
+    return Problem(422, "Transfer refused", str(exc), type_="/problems/payment", code=exc.code)
+
+
+def _request_hash(body: TransferRequestBody) -> str:
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- validation
+
+
+@dataclass
+class Checked:
+    """A valid request, ready to be stored as a payment."""
+
+    money: Money
+    source: Endpoint
+    target: Endpoint
+    target_amount: int | None = None
+    fx_rate: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+async def _my_account(session: AsyncSession, trader_id: str, account_id: str) -> TradingAccount:
+    account = await session.get(TradingAccount, account_id)
+    # Another trader's account looks like no account at all.
+    if account is None or account.trader_id != trader_id:
+        raise PaymentError("unknown_account", f"no trading account {account_id!r}")
+    if account.status != "open" or account.login is None:
+        raise PaymentError("account_not_open", f"trading account {account_id} is not open")
+    return account
+
+
+def _currency(raw: str, rules: PaymentRules) -> str:
+    code = raw.upper()
+    if code not in CURRENCY_SCALE or code not in rules.currencies:
+        raise PaymentError("unsupported_currency", f"{raw!r} is not supported")
+    return code
+
+
+async def _endpoint(
+    session: AsyncSession,
+    trader_id: str,
+    side: Literal["wallet"] | AccountRef,
+    currency: str,
+    rules: PaymentRules,
+) -> tuple[Endpoint, TradingAccount | None]:
+    """One side of the transfer; `currency` is the one asked for ("" for an account: its own)."""
+    if isinstance(side, AccountRef):
+        account = await _my_account(session, trader_id, side.account_id)
+        if currency and currency.upper() != account.currency:
+            raise PaymentError(
+                "currency_mismatch",
+                f"trading account {account.id} is in {account.currency}, not {currency}",
+            )
+        return Endpoint(EndpointKind.ACCOUNT, account.currency, account.id), account
+    return Endpoint(EndpointKind.WALLET, _currency(currency, rules)), None
+
+
+async def _available(session: AsyncSession, brand_id: str, code: str) -> int:
+    try:
+        account = await account_by_code(session, brand_id, code)
+    except ledger_rules.UnknownAccount:
+        return 0  # never funded
+    return account.balances.available(account.normal_balance)
+
+
+async def _check(
+    session: AsyncSession,
+    trader: Trader,
+    rules: PaymentRules,
+    body: TransferRequestBody,
+    rates: RateSource,
+) -> Checked:
+    money = parse_amount(body.amount, body.currency)
+    _currency(money.currency, rules)
+    source, source_account = await _endpoint(session, trader.id, body.source, money.currency, rules)
+    wanted = body.target_currency or ("" if isinstance(body.target, AccountRef) else money.currency)
+    target, _ = await _endpoint(session, trader.id, body.target, wanted, rules)
+    check_endpoints(source, target)
+
+    level, required = kyc_level(trader.status, trader.kyc_status), required_kyc_level(rules, source)
+    if not kyc_allows(level, required):
+        raise PaymentError(
+            "kyc_level", f"transfers need KYC level {required.value}; yours is {level.value}"
+        )
+
+    amount = money.to_minor()
+    code = (
+        ledger_rules.client_trading_code(trader.id, source_account.server_id, source_account.login)
+        if source_account is not None and source_account.login is not None
+        else ledger_rules.client_wallet_code(trader.id, money.currency)
+    )
+    if await _available(session, trader.brand_id, code) < amount:
+        raise PaymentError("insufficient_funds", f"not enough available for {money}")
+
+    checked = Checked(money=money, source=source, target=target)
+    if target.currency != source.currency:
+        try:
+            price = rates.price(source.currency, target.currency)
+        except UnsupportedPair as exc:
+            raise PaymentError("unsupported_currency_pair", str(exc)) from exc
+        fx = quote(amount, source.currency, target.currency, price.rate, price.spread)
+        checked.target_amount = fx.net_amount
+        checked.fx_rate = str(price.rate)
+        checked.details = {"fx": fx.as_record(), "rate_source": price.source}
+    return checked
+
+
+# ---------------------------------------------------------------- routes
+
+
+async def _by_key(session: AsyncSession, trader_id: str, key: str) -> Payment | None:
+    return await session.scalar(
+        select(Payment).where(Payment.trader_id == trader_id, Payment.idempotency_key == key)
+    )
+
+
+async def _start(client: Client, task_queue: str, payment: Payment, brand_code: str) -> None:
+    """Starts the payment's workflow; a retry finds the running one, a finished one stays done."""
+    try:
+        await client.start_workflow(
+            WORKFLOW_NAME,
+            TransferInput(
+                payment_id=payment.id, trader_id=payment.trader_id, brand_id=payment.brand_id
+            ),
+            id=payment.workflow_id,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(TRADER_ID, payment.trader_id),
+                    SearchAttributePair(BRAND, brand_code),
+                    SearchAttributePair(STAGE, TransferStage.PENDING.value),
+                ]
+            ),
+        )
+    except WorkflowAlreadyStartedError:
+        return  # already finished
+    except RPCError as exc:
+        log.error("transfer start failed", payment_id=payment.id, error=exc.message)
+        raise Problem(
+            503,
+            "Transfer not started",
+            "recorded, but the transfer could not start; retry with the same Idempotency-Key",
+        ) from exc
+
+
+@router.post("/me/transfers", status_code=status.HTTP_202_ACCEPTED, response_model=TransferView)
+async def request_transfer(
+    body: TransferRequestBody,
+    me: TraderDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+    rates: RatesDep,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
+    ] = None,
+) -> TransferView:
+    if not idempotency_key:
+        raise Problem(
+            400,
+            "Idempotency-Key required",
+            "send an Idempotency-Key header so the request is safe to retry",
+            type_="/problems/payment",
+            code="idempotency_key_required",
+        )
+    digest = _request_hash(body)
+    trader = await session.get(Trader, me.id)
+    brand = await session.get(Brand, trader.brand_id) if trader else None
+    if trader is None or brand is None:
+        raise Problem(404, "Not found", "trader not found")
+    brand_code = brand.code
+
+    existing = await _by_key(session, me.id, idempotency_key)
+    if existing is None:
+        rules = BrandConfig.model_validate(brand.config).payments
+        try:
+            checked = await _check(session, trader, rules, body, rates)
+        except PaymentError as exc:
+            raise _refused(exc) from exc
+        existing, created = await _record(session, trader, idempotency_key, digest, checked)
+        if created:
+            await append_audit(
+                session,
+                actor=me.actor,
+                action="transfer.requested",
+                entity_type="payment",
+                entity_id=existing.id,
+                brand_id=existing.brand_id,
+                after=_view(existing).model_dump(mode="json", exclude={"created_at"}),
+                workflow_id=existing.workflow_id,
+                event_key=f"payment:{existing.id}:requested",
+            )
+            await session.commit()
+    if existing.kind != "transfer" or existing.request_hash != digest:
+        raise Problem(
+            422,
+            "Idempotency-Key reused",
+            "this Idempotency-Key was used for a different request",
+            type_="/problems/payment",
+            code="idempotency_key_reused",
+        )
+    view = _view(existing)
+    await release(session)
+    if existing.status not in FINAL_STATUSES:
+        await _start(temporal, settings.task_queue, existing, brand_code)
+    return view
+
+
+async def _record(
+    session: AsyncSession, trader: Trader, key: str, digest: str, checked: Checked
+) -> tuple[Payment, bool]:
+    """Inserts the payment; a concurrent request with the same key makes it a replay."""
+    payment_id = new_id()
+    payment = Payment(
+        id=payment_id,
+        workflow_id=transfer_workflow_id(payment_id),
+        brand_id=trader.brand_id,
+        trader_id=trader.id,
+        kind="transfer",
+        status=TransferStatus.PENDING.value,
+        idempotency_key=key,
+        request_hash=digest,
+        currency=checked.money.currency,
+        amount=checked.money.to_minor(),
+        source_kind=checked.source.kind.value,
+        source_account_id=checked.source.account_id,
+        target_kind=checked.target.kind.value,
+        target_account_id=checked.target.account_id,
+        target_currency=checked.target.currency,
+        target_amount=checked.target_amount,
+        fx_rate=checked.fx_rate,
+        details=checked.details,
+    )
+    session.add(payment)
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        raced = await _by_key(session, trader.id, key)
+        if raced is None:
+            raise
+        return raced, False
+    return payment, True
+
+
+@router.get("/me/transfers", response_model=list[TransferView])
+async def my_transfers(me: TraderDep, session: SessionDep) -> list[TransferView]:
+    rows = (
+        await session.scalars(
+            select(Payment)
+            .where(Payment.trader_id == me.id, Payment.kind == "transfer")
+            .order_by(Payment.created_at.desc())
+            .limit(100)
+        )
+    ).all()
+    return [_view(p) for p in rows]
+
+
+@router.get("/me/transfers/{payment_id}", response_model=TransferView)
+async def my_transfer(payment_id: str, me: TraderDep, session: SessionDep) -> TransferView:
+    payment = await session.get(Payment, payment_id)
+    if payment is None or payment.trader_id != me.id or payment.kind != "transfer":
+        raise Problem(404, "Not found", "no such transfer")
+    return _view(payment)

@@ -1,0 +1,325 @@
+"""DepositWorkflow with fake activities on the time-skipping test server: success to the wallet and
+to a trading account, decline, expiry with polling, duplicate and out-of-order webhooks, a platform
+that refuses the credit."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from temporalio import activity
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from fxcrm.activities.money import PlatformMove, PlatformMoved
+from fxcrm.adapters.psp.base import PaymentStatus, PspEvent
+from fxcrm.core.temporal import register_search_attributes
+from fxcrm.workflows.deposit import DepositWorkflow
+from fxcrm.workflows.deposit_types import (
+    CompleteInput,
+    CreditFailedInput,
+    CreditInput,
+    CreditOut,
+    DepositInput,
+    DepositResult,
+    FinishInput,
+    PaymentRef,
+    PspPaymentOut,
+    StatusOut,
+)
+from tests.conftest import temporal_test_server
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class FakePsp:
+    """Stands in for DepositActivities and MoneyActivities: scripted PSP answers, recorded calls."""
+
+    def __init__(self, created: PaymentStatus, fetched: list[PaymentStatus] | None = None) -> None:
+        self.created = created
+        self.fetched = fetched or [created]  # successive get_payment answers; the last repeats
+        self.amount_received: Decimal | None = None
+        self.failure_code: str | None = None
+        self.platform_refuses = False
+        self.calls: list[str] = []
+        self.credits: list[CreditInput] = []
+        self.moves: list[PlatformMove] = []
+        self.finished: list[FinishInput] = []
+        self.alerts: list[CreditFailedInput] = []
+
+    def _out(self, status: PaymentStatus, recorded: str) -> PspPaymentOut:
+        return PspPaymentOut(
+            status=status,
+            provider_ref="pay_1",
+            amount_received=self.amount_received if status in _SETTLED else None,
+            failure_code=self.failure_code if status == PaymentStatus.FAILED else None,
+            recorded_status=recorded,
+        )
+
+    def activities(self) -> list[object]:
+        @activity.defn(name="create_psp_payment")
+        async def create_psp_payment(ref: PaymentRef) -> PspPaymentOut:
+            self.calls.append("create")
+            recorded = "failed" if self.created == PaymentStatus.FAILED else "pending"
+            return self._out(self.created, recorded)
+
+        @activity.defn(name="fetch_psp_payment")
+        async def fetch_psp_payment(ref: PaymentRef) -> PspPaymentOut:
+            self.calls.append("fetch")
+            status = self.fetched.pop(0) if len(self.fetched) > 1 else self.fetched[0]
+            return self._out(status, "pending")
+
+        @activity.defn(name="credit_deposit")
+        async def credit_deposit(inp: CreditInput) -> CreditOut:
+            self.calls.append("credit")
+            self.credits.append(inp)
+            to_account = self.to_account
+            return CreditOut(
+                status="credited" if to_account else "completed",
+                credited=inp.amount_received or Decimal("100.00"),
+                is_ftd=len(self.credits) == 1,
+                server_id="mt5-demo" if to_account else None,
+                login=500001 if to_account else None,
+                since=T0 if to_account else None,
+            )
+
+        @activity.defn(name="move_platform_balance")
+        async def move_platform_balance(move: PlatformMove) -> PlatformMoved:
+            self.calls.append("platform")
+            self.moves.append(move)
+            if self.platform_refuses:
+                raise ApplicationError(
+                    "account disabled", type="Platform.invalid_request", non_retryable=True
+                )
+            return PlatformMoved(ticket="T-1", amount=move.amount, posted_now=True)
+
+        @activity.defn(name="complete_account_deposit")
+        async def complete_account_deposit(inp: CompleteInput) -> StatusOut:
+            self.calls.append("complete")
+            return StatusOut(status="completed")
+
+        @activity.defn(name="mark_credit_failed")
+        async def mark_credit_failed(inp: CreditFailedInput) -> StatusOut:
+            self.calls.append("credit_failed")
+            self.alerts.append(inp)
+            return StatusOut(status="credit_failed")
+
+        @activity.defn(name="finish_unpaid")
+        async def finish_unpaid(inp: FinishInput) -> StatusOut:
+            self.calls.append(f"finish:{inp.status}")
+            self.finished.append(inp)
+            return StatusOut(status=inp.status)
+
+        return [
+            create_psp_payment,
+            fetch_psp_payment,
+            credit_deposit,
+            move_platform_balance,
+            complete_account_deposit,
+            mark_credit_failed,
+            finish_unpaid,
+        ]
+
+    to_account = False
+
+
+_SETTLED = {PaymentStatus.SUCCEEDED, PaymentStatus.UNDERPAID}
+
+
+@pytest.fixture(scope="module")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    async with await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=temporal_test_server()
+    ) as environment:
+        await register_search_attributes(environment.client)
+        yield environment
+
+
+Handle = WorkflowHandle[DepositWorkflow, DepositResult]
+
+
+async def _start(
+    env: WorkflowEnvironment, fake: FakePsp, *, to_account: bool = False, method: str = "card"
+) -> tuple[Worker, Handle]:
+    fake.to_account = to_account
+    queue = f"deposit-{uuid.uuid4()}"
+    worker = Worker(
+        env.client, task_queue=queue, workflows=[DepositWorkflow], activities=fake.activities()
+    )
+    payment_id = uuid.uuid4().hex
+    handle = await env.client.start_workflow(
+        DepositWorkflow.run,
+        DepositInput(
+            payment_id=payment_id,
+            trader_id="t-1",
+            brand_id="b-1",
+            method=method,
+            to_account=to_account,
+            expiry=timedelta(minutes=60),
+        ),
+        id=f"deposit-{payment_id}",
+        task_queue=queue,
+    )
+    return worker, handle
+
+
+def _event(key: str, status: PaymentStatus, seconds: int = 0) -> PspEvent:
+    return PspEvent(
+        provider="sim",
+        event_key=key,
+        provider_ref="pay_1",
+        type=f"payment.{status.value}",
+        status=status,
+        created_at=T0 + timedelta(seconds=seconds),
+    )
+
+
+async def _wait_status(handle: Handle, status: str) -> None:
+    for _ in range(200):
+        state = await handle.query(DepositWorkflow.state)
+        if state.status == status:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never reached {status}; at {state.status}")
+
+
+async def test_card_that_succeeds_at_once_completes_to_the_wallet(env: WorkflowEnvironment) -> None:
+    fake = FakePsp(PaymentStatus.SUCCEEDED)
+    worker, handle = await _start(env, fake)
+    async with worker:
+        result = await handle.result()
+        state = await handle.query(DepositWorkflow.state)
+    assert result.status == "completed"
+    assert fake.calls == ["create", "credit"]
+    assert fake.credits[0].amount_received is None
+    assert [h["status"] for h in state.history] == ["created", "pending", "completed"]
+
+
+async def test_3ds_then_webhook_credits_the_trading_account_once(env: WorkflowEnvironment) -> None:
+    fake = FakePsp(PaymentStatus.REQUIRES_ACTION, [PaymentStatus.SUCCEEDED])
+    fake.amount_received = Decimal("100.00")
+    worker, handle = await _start(env, fake, to_account=True)
+    async with worker:
+        await _wait_status(handle, "pending")
+        succeeded = _event("evt-2", PaymentStatus.SUCCEEDED, 2)
+        await handle.signal(DepositWorkflow.psp_event, succeeded)
+        await handle.signal(DepositWorkflow.psp_event, succeeded)  # redelivered
+        result = await handle.result()
+        state = await handle.query(DepositWorkflow.state)
+    assert result.status == "completed"
+    assert fake.calls.count("credit") == 1
+    assert fake.calls.count("platform") == 1
+    assert fake.calls[-2:] == ["platform", "complete"]
+    move = fake.moves[0]
+    assert move.amount == Decimal("100.00") and move.ref.startswith("dep:")
+    assert move.login == 500001 and move.since == T0
+    assert state.events_seen == 1
+
+
+async def test_duplicate_and_out_of_order_webhooks_credit_once(env: WorkflowEnvironment) -> None:
+    # The PSP answers "processing" to the first look, then "succeeded".
+    fake = FakePsp(
+        PaymentStatus.REQUIRES_ACTION, [PaymentStatus.PROCESSING, PaymentStatus.SUCCEEDED]
+    )
+    worker, handle = await _start(env, fake)
+    async with worker:
+        await _wait_status(handle, "pending")
+        newer = _event("evt-3", PaymentStatus.SUCCEEDED, 3)
+        older = _event("evt-2", PaymentStatus.PROCESSING, 2)
+        await handle.signal(DepositWorkflow.psp_event, newer)
+        await handle.signal(DepositWorkflow.psp_event, older)  # stale: no extra look
+        await handle.signal(DepositWorkflow.psp_event, newer)
+        result = await handle.result()
+        state = await handle.query(DepositWorkflow.state)
+    assert result.status == "completed"
+    assert fake.calls.count("credit") == 1
+    assert state.events_seen == 2
+
+
+async def test_decline_posts_nothing(env: WorkflowEnvironment) -> None:
+    fake = FakePsp(PaymentStatus.FAILED)
+    fake.failure_code = "card_declined"
+    worker, handle = await _start(env, fake, to_account=True)
+    async with worker:
+        result = await handle.result()
+    assert result.status == "failed"
+    assert result.failure_code == "card_declined"
+    assert fake.calls == ["create"]
+
+
+async def test_3ds_declined_after_webhook_fails_with_the_psp_code(
+    env: WorkflowEnvironment,
+) -> None:
+    fake = FakePsp(PaymentStatus.REQUIRES_ACTION, [PaymentStatus.FAILED])
+    fake.failure_code = "authentication_failed"
+    worker, handle = await _start(env, fake)
+    async with worker:
+        await _wait_status(handle, "pending")
+        await handle.signal(DepositWorkflow.psp_event, _event("e1", PaymentStatus.FAILED))
+        result = await handle.result()
+    assert result.status == "failed"
+    assert fake.finished[0].failure_code == "authentication_failed"
+    assert "credit" not in fake.calls
+
+
+async def test_no_confirmation_expires_after_polling_and_posts_nothing(
+    env: WorkflowEnvironment,
+) -> None:
+    fake = FakePsp(PaymentStatus.REQUIRES_ACTION)
+    worker, handle = await _start(env, fake)
+    async with worker:
+        result = await handle.result()  # time skips: nobody pays
+        state = await handle.query(DepositWorkflow.state)
+    assert result.status == "expired"
+    assert fake.finished[0].status == "expired"
+    assert "credit" not in fake.calls and "platform" not in fake.calls
+    # Polls at 30 s, 1, 2, 4, 8, 10, 10, 10 ... minutes, plus the last look at the deadline.
+    assert 6 <= state.polls <= 12
+    started = datetime.fromisoformat(state.history[0]["at"])
+    ended = datetime.fromisoformat(state.history[-1]["at"])
+    assert timedelta(minutes=60) <= ended - started < timedelta(minutes=61)
+
+
+async def test_polling_alone_finds_a_payment_whose_webhooks_were_lost(
+    env: WorkflowEnvironment,
+) -> None:
+    fake = FakePsp(
+        PaymentStatus.REQUIRES_ACTION, [PaymentStatus.PROCESSING, PaymentStatus.SUCCEEDED]
+    )
+    worker, handle = await _start(env, fake, method="crypto")
+    async with worker:
+        result = await handle.result()
+    assert result.status == "completed"
+    assert fake.calls.count("fetch") == 2 and fake.calls.count("credit") == 1
+
+
+async def test_underpaid_crypto_credits_what_arrived(env: WorkflowEnvironment) -> None:
+    fake = FakePsp(PaymentStatus.REQUIRES_ACTION, [PaymentStatus.UNDERPAID])
+    fake.amount_received = Decimal("60.00")
+    worker, handle = await _start(env, fake, method="crypto")
+    async with worker:
+        await _wait_status(handle, "pending")
+        await handle.signal(DepositWorkflow.psp_event, _event("e1", PaymentStatus.UNDERPAID))
+        result = await handle.result()
+    assert result.status == "completed"
+    assert fake.credits[0].amount_received == Decimal("60.00")
+
+
+async def test_platform_refusal_leaves_the_money_in_the_wallet_and_alerts(
+    env: WorkflowEnvironment,
+) -> None:
+    fake = FakePsp(PaymentStatus.SUCCEEDED)
+    fake.platform_refuses = True
+    worker, handle = await _start(env, fake, to_account=True)
+    async with worker:
+        result = await handle.result()
+    assert result.status == "credit_failed"
+    assert fake.calls == ["create", "credit", "platform", "credit_failed"]
+    assert "account disabled" in fake.alerts[0].reason
