@@ -1,11 +1,16 @@
 """Sync lag: time from a deal closing on a simulator to its row in fxcrm's database.
 
-The five platform simulators trade at a steady rate (200 deals/s across all of them by default),
-one worker runs the five `platform-sync-{server}` workflows against a Temporal dev server, and the
-lag of every deal closed during the measurement is its `ingested_at - closed_at`. Everything but
-the Temporal server shares this process (2 cores), so the figures include that contention.
+The five platform simulators trade at a steady rate (200 closed deals/s across all of them by
+default: the market engine paces on the deals that close a position, which is what the platforms
+report and fxcrm ingests), one worker runs the five `platform-sync-{server}` workflows against a
+Temporal dev server, and the lag of every deal closed during the measurement is its
+`ingested_at - closed_at`. The achieved rate is counted in the database, and checked against what
+the platforms themselves report for the window (deals missing from the database are printed).
+Everything but the Temporal server shares this process (2 cores), so the figures include that
+contention. The simulators keep their state in memory (no JSON state files).
 
     .venv/bin/python benchmarks/sync_lag.py [--rate 200] [--seconds 60] [--interval 1]
+        [--database postgresql+asyncpg://...]
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,13 +33,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
 from fxcrm.activities.screening import ScreeningService  # noqa: E402
+from fxcrm.adapters.platforms.base import ALL_GROUPS  # noqa: E402
 from fxcrm.adapters.platforms.registry import PlatformRegistry  # noqa: E402
 from fxcrm.adapters.simulators.host import run_platform_simulators  # noqa: E402
 from fxcrm.core.config import Settings  # noqa: E402
 from fxcrm.core.db import create_engine, session_factory  # noqa: E402
 from fxcrm.core.migrate import upgrade  # noqa: E402
 from fxcrm.core.temporal import BRAND, STAGE, TRADER_ID  # noqa: E402
-from fxcrm.models import IngestedDeal  # noqa: E402
+from fxcrm.models import IngestedDeal, PlatformServer  # noqa: E402
 from fxcrm.seed import seed_demo  # noqa: E402
 from fxcrm.sync_control import start_platform_syncs  # noqa: E402
 from fxcrm.worker import build_kyc, build_worker, platform_factory  # noqa: E402
@@ -52,7 +59,9 @@ async def main(rate: float, seconds: float, interval: float, database: str | Non
     await seed_demo(sessions)
     settings = Settings(env="dev", database_url=db_url, task_queue="sync-lag")
     stop = asyncio.Event()
-    simulators = asyncio.create_task(run_platform_simulators(work, rate, stop))
+    simulators = asyncio.create_task(
+        run_platform_simulators(work, rate, stop, pace="closed", state_files=False)
+    )
     async with await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
         dev_server_existing_path=str(ROOT / ".venv" / "bin" / "temporal"),
@@ -74,11 +83,16 @@ async def main(rate: float, seconds: float, interval: float, database: str | Non
                 rows = (
                     await session.execute(
                         select(
-                            IngestedDeal.server_id, IngestedDeal.closed_at, IngestedDeal.ingested_at
+                            IngestedDeal.server_id,
+                            IngestedDeal.closed_at,
+                            IngestedDeal.ingested_at,
+                            IngestedDeal.deal_id,
                         ).where(IngestedDeal.closed_at >= began, IngestedDeal.closed_at < ended)
                     )
                 ).all()
                 report(rows, began, ended, interval)
+                servers = (await session.scalars(select(PlatformServer.id))).all()
+            await check_complete(platforms, servers, rows, began, ended)
         stop.set()
         await asyncio.wait_for(simulators, timeout=30)
         await platforms.close()
@@ -87,14 +101,14 @@ async def main(rate: float, seconds: float, interval: float, database: str | Non
 
 
 def report(rows: list, began: datetime, ended: datetime, interval: float) -> None:  # type: ignore[type-arg]
-    lags = sorted((ingested - closed).total_seconds() for _, closed, ingested in rows)
+    lags = sorted((ingested - closed).total_seconds() for _, closed, ingested, _ in rows)
     per_server: dict[str, int] = {}
-    for server_id, _, _ in rows:
+    for server_id, _, _, _ in rows:
         per_server[server_id] = per_server.get(server_id, 0) + 1
     span = (ended - began).total_seconds()
     print(
-        f"deals closed and ingested in {span:.0f} s: {len(lags)} ({len(lags) / span:.0f}/s); "
-        f"per server {per_server}",
+        f"deals closed in the {span:.0f} s window and ingested: {len(lags)} "
+        f"(achieved {len(lags) / span:.1f} deals/s); per server {per_server}",
         flush=True,
     )
     if lags:
@@ -104,6 +118,30 @@ def report(rows: list, began: datetime, ended: datetime, interval: float) -> Non
             f"max {lags[-1]:.2f} s (sync pause {interval} s)",
             flush=True,
         )
+
+
+async def check_complete(
+    platforms: PlatformRegistry,
+    servers: Sequence[str],
+    rows: list,  # type: ignore[type-arg]
+    began: datetime,
+    ended: datetime,
+) -> None:
+    """What each platform reports as closed in the window, against what the database holds."""
+    stored: dict[str, set[str]] = {}
+    for server_id, _, _, deal_id in rows:
+        stored.setdefault(server_id, set()).add(deal_id)
+    reported = missing = 0
+    for server_id in sorted(servers):
+        gateway = await platforms.get(server_id, "sync")
+        on_platform = {
+            deal.deal_id
+            async for deal in gateway.iter_closed_deals(None, ALL_GROUPS, began, ended)
+            if began <= deal.time < ended
+        }
+        reported += len(on_platform)
+        missing += len(on_platform - stored.get(server_id, set()))
+    print(f"closed on the platforms in the window: {reported}; missing in the database: {missing}")
 
 
 if __name__ == "__main__":

@@ -120,10 +120,10 @@ class PlatformSyncActivities:
         while start < until:
             end = min(start + window, until)
             read_before = read
-            batch: list[dict[str, Any]] = []
+            batch: list[ClosedDeal] = []
             try:
                 async for deal in gateway.iter_closed_deals(None, ALL_GROUPS, start, end):
-                    batch.append(_deal_row(inp.server_id, deal))
+                    batch.append(deal)
                     read += 1
                     if len(batch) >= BATCH:
                         inserted += await self._store(inp.server_id, batch, None)
@@ -141,13 +141,24 @@ class PlatformSyncActivities:
             log.info("deals ingested", server_id=inp.server_id, read=read, inserted=inserted)
         return IngestResult(read=read, inserted=inserted, until=start, caught_up=start >= until)
 
-    async def _store(
-        self, server_id: str, rows: list[dict[str, Any]], until: datetime | None
-    ) -> int:
-        """One transaction: the batch and the cursor move together."""
+    async def _store(self, server_id: str, deals: list[ClosedDeal], until: datetime | None) -> int:
+        """One transaction: the batch and the cursor move together. Most of a re-read overlap is
+        stored already: those deals are looked up by id and skipped, only the new ones are
+        written (the upsert still ignores a duplicate that slips in between)."""
         async with transaction(self._sessions) as session:
             inserted = 0
-            if rows:
+            if deals:
+                known = set(
+                    (
+                        await session.scalars(
+                            select(IngestedDeal.deal_id).where(
+                                IngestedDeal.server_id == server_id,
+                                IngestedDeal.deal_id.in_({deal.deal_id for deal in deals}),
+                            )
+                        )
+                    ).all()
+                )
+                rows = [_deal_row(server_id, d) for d in deals if d.deal_id not in known]
                 inserted = await insert_ignoring_duplicates(
                     session, DEALS_TABLE, rows, ["server_id", "deal_id"]
                 )

@@ -92,7 +92,13 @@ async def test_deals_ingested_once_and_accounts_mirrored(stack: Stack) -> None:
     workflow_id = f"platform-sync-{DEMO_SERVER}-{uuid.uuid4().hex[:6]}"
     handle = await stack.client.start_workflow(
         "PlatformSyncWorkflow",
-        SyncState(server_id=DEMO_SERVER, interval_seconds=0.5, overlap_seconds=3600),
+        # Deals that show up 40 s after their close are read by the overlap sweep, not the tail.
+        SyncState(
+            server_id=DEMO_SERVER,
+            interval_seconds=0.5,
+            overlap_seconds=3600,
+            sweep_every_seconds=5,
+        ),
         id=workflow_id,
         task_queue=stack.settings.task_queue,
     )

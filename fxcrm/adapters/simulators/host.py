@@ -13,7 +13,7 @@ import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 import uvicorn
@@ -30,17 +30,17 @@ class PlatformSimulator:
     name: str
     port: int
     tls: bool
-    build: Callable[[Path], tuple[Any, Any]]  # state file -> (state, ASGI app)
+    build: Callable[[Path | None], tuple[Any, Any]]  # state file -> (state, ASGI app)
 
 
-def _mt5(state_file: Path) -> tuple[Any, Any]:
+def _mt5(state_file: Path | None) -> tuple[Any, Any]:
     from fxcrm.adapters.simulators.mt5 import Mt5SimConfig, Mt5SimState, create_mt5_simulator
 
     state = Mt5SimState(Mt5SimConfig(state_file=state_file))
     return state, create_mt5_simulator(state=state)
 
 
-def _ctrader(state_file: Path) -> tuple[Any, Any]:
+def _ctrader(state_file: Path | None) -> tuple[Any, Any]:
     from fxcrm.adapters.simulators.ctrader import CTraderSimConfig, create_ctrader_simulator
     from fxcrm.adapters.simulators.ctrader.state import CTraderSimState
 
@@ -48,7 +48,7 @@ def _ctrader(state_file: Path) -> tuple[Any, Any]:
     return state, create_ctrader_simulator(state=state)
 
 
-def _matchtrader(state_file: Path) -> tuple[Any, Any]:
+def _matchtrader(state_file: Path | None) -> tuple[Any, Any]:
     from fxcrm.adapters.simulators.matchtrader import (
         MatchTraderSimConfig,
         MatchTraderSimState,
@@ -59,7 +59,7 @@ def _matchtrader(state_file: Path) -> tuple[Any, Any]:
     return state, create_matchtrader_simulator(state=state)
 
 
-def _sirix(state_file: Path) -> tuple[Any, Any]:
+def _sirix(state_file: Path | None) -> tuple[Any, Any]:
     from fxcrm.adapters.simulators.sirix import SirixSimConfig, create_sirix_simulator
     from fxcrm.adapters.simulators.sirix.state import SirixSimState
 
@@ -67,7 +67,7 @@ def _sirix(state_file: Path) -> tuple[Any, Any]:
     return state, create_sirix_simulator(state=state)
 
 
-def _mt4(state_file: Path) -> tuple[Any, Any]:
+def _mt4(state_file: Path | None) -> tuple[Any, Any]:
     from fxcrm.adapters.simulators.mt4 import Mt4SimConfig, create_mt4_simulator
     from fxcrm.adapters.simulators.mt4.state import Mt4SimState
 
@@ -142,14 +142,22 @@ async def seed_demo_book(accounts_per_platform: int = DEMO_BOOK_SIZE) -> None:
 
 
 async def run_platform_simulators(
-    var: Path, deals_per_second: float = 2.0, stop: asyncio.Event | None = None
+    var: Path,
+    deals_per_second: float = 2.0,
+    stop: asyncio.Event | None = None,
+    *,
+    pace: Literal["deals", "closed"] = "deals",
+    state_files: bool = True,
 ) -> None:
-    """Serves until SIGINT/SIGTERM, or until `stop` is set when the caller gives one."""
+    """Serves until SIGINT/SIGTERM, or until `stop` is set when the caller gives one.
+
+    `pace="closed"` counts only closing deals towards `deals_per_second` (what fxcrm ingests);
+    `state_files=False` keeps the simulators in memory (benchmarks: nothing to write or restore)."""
     certfile, keyfile = ensure_self_signed_cert(var / "certs")
     servers: list[uvicorn.Server] = []
     states: list[Any] = []
     for sim in SIMULATORS:
-        state, app = sim.build(var / f"{sim.name}-simulator.json")
+        state, app = sim.build(var / f"{sim.name}-simulator.json" if state_files else None)
         states.append(state)
         config = uvicorn_config(
             app,
@@ -183,9 +191,13 @@ async def run_platform_simulators(
         ports={s.name: s.port for s in SIMULATORS},
         deals_per_second=deals_per_second,
     )
-    await asyncio.gather(
-        *(server.serve() for server in servers),
-        run_realtime(states, deals_per_second, stop),
-        seed_when_listening(),
-        stop_servers(),
-    )
+    try:
+        await asyncio.gather(
+            *(server.serve() for server in servers),
+            run_realtime(states, deals_per_second, stop, pace=pace),
+            seed_when_listening(),
+            stop_servers(),
+        )
+    finally:
+        for state in states:  # fills are saved only now and then (persistence.py)
+            state.save()

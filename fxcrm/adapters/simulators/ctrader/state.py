@@ -31,6 +31,7 @@ from fxcrm.adapters.simulators.ctrader.records import (
     to_plain,
 )
 from fxcrm.adapters.simulators.market.contract import SimAccountInfo, SimFill
+from fxcrm.adapters.simulators.persistence import ThrottledSave
 
 ACCESS_RIGHTS = ("FULL_ACCESS", "CLOSE_ONLY", "NO_TRADING", "NO_LOGIN")
 ACCOUNT_TYPES = ("HEDGED", "NETTED", "SPREAD_BETTING")
@@ -43,7 +44,7 @@ BALANCE_TYPES = (
 )
 
 
-class CTraderSimState:
+class CTraderSimState(ThrottledSave):
     """The simulated server. Public methods take the lock: tests may call them from another
     thread while the app serves requests."""
 
@@ -434,7 +435,7 @@ class CTraderSimState:
                 self._enter(fill, units, when)
             else:
                 self._exit(fill, units, when, deal_id)
-            self.save()
+            self.save_now_and_then()
             return str(deal_id)
 
     def _enter(self, fill: SimFill, units: Decimal, when: int) -> None:

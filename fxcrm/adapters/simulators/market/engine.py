@@ -16,6 +16,7 @@ distance, sizing) run on floats, which only decide *when* something happens, nev
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import heapq
 import logging
@@ -110,6 +111,7 @@ DEFAULT_PROFILE_MIX: tuple[tuple[str, float], ...] = (
 @dataclass
 class GenerationStats:
     deals: int = 0
+    closed: int = 0  # deals that close (part of) a position: what fxcrm ingests as closed deals
     opened: int = 0
     partial_closes: int = 0
     reversals: int = 0
@@ -819,6 +821,8 @@ class MarketEngine:
         account.platform.sim_apply_fill(fill)
         account.balance += profit + commission + swap
         self.stats.deals += 1
+        if entry != "in":
+            self.stats.closed += 1
 
     def _track(self, position: _Position) -> None:
         account = position.account
@@ -912,9 +916,14 @@ class MarketEngine:
         """Nudges the decision rate so the deal count tracks the target over the period."""
         elapsed = self.now - start
         expected = target * elapsed / (end - start)
-        ratio = (expected + 200) / (self.stats.deals + 200)
-        self._rate_factor = min(50.0, max(0.05, self._rate_factor * min(1.5, max(0.67, ratio))))
+        self.nudge_rate(expected, self.stats.deals, 200)
         self._schedule(self.now + 3600, _CALIBRATE, (start, end, target))
+
+    def nudge_rate(self, expected: float, made: int, slack: float, gain: float = 1.0) -> None:
+        """Scales the decision rate by how far `made` deals are behind or ahead of `expected`,
+        to the power `gain` (by at most x1.5 or x0.67 a call); `slack` damps small counts."""
+        ratio = ((expected + slack) / (made + slack)) ** gain
+        self._rate_factor = min(50.0, max(0.05, self._rate_factor * min(1.5, max(0.67, ratio))))
 
 
 def _lots(value: Decimal) -> Decimal:
@@ -961,10 +970,18 @@ async def run_realtime(
     seed: int | None = None,
     tick_seconds: float = 0.25,
     refresh_seconds: float = 5.0,
+    pace: Literal["deals", "closed"] = "deals",
+    calibrate_seconds: float = 1.0,
     **options: object,
 ) -> GenerationStats:
     """Trades on the wall clock, about `rate_per_second` deals a second across all accounts,
-    until `stop_event` is set. New accounts (and deposits) are picked up every `refresh_seconds`."""
+    until `stop_event` is set. New accounts (and deposits) are picked up every `refresh_seconds`.
+
+    The decision rate is recalibrated every `calibrate_seconds` so that the count named by `pace`
+    keeps up with the wall clock: every deal (`deals`), or only the deals that close (part of) a
+    position (`closed`: what the platforms report as closed deals and fxcrm ingests). Without it
+    the rate drifts with the book: traders at their position limit close on every decision,
+    traders with no money left make none."""
     now = datetime.now(UTC)
     options.setdefault("price_step_seconds", 1.0)
     options.setdefault("mark_every_seconds", 1.0)
@@ -973,11 +990,22 @@ async def run_realtime(
         platforms,
         seed=seed if seed is not None else int(now.timestamp()),
         start=now,
-        open_rate_per_second=rate_per_second / DEALS_PER_OPEN,
+        # About one exit per entry, and some positions are closed in parts (DEALS_PER_OPEN).
+        open_rate_per_second=rate_per_second
+        / (DEALS_PER_OPEN if pace == "deals" else DEALS_PER_OPEN - 1),
         **options,  # type: ignore[arg-type]
     )
     began = time.perf_counter()
     last_refresh = time.monotonic()
+    # (when, count) every `calibrate_seconds`: the rate is judged over the last two intervals, not
+    # since the start, so a slow start (no position to close yet) is not paid back by a burst, and
+    # corrected gently (gain 0.3): a new rate reaches each trader only at its next decision, and a
+    # stronger correction made the rate swing between 100 and 350 a second around a 200 target.
+    samples: collections.deque[tuple[float, int]] = collections.deque(maxlen=3)
+
+    def paced_count() -> int:
+        return engine.stats.closed if pace == "closed" else engine.stats.deals
+
     while not stop_event.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop_event.wait(), timeout=tick_seconds)
@@ -985,6 +1013,20 @@ async def run_realtime(
             if time.monotonic() - last_refresh >= refresh_seconds:
                 last_refresh = time.monotonic()
                 engine.refresh_accounts()
+            clock = time.monotonic()
+            if not engine.accounts:
+                samples.clear()
+            elif not samples:
+                samples.append((clock, paced_count()))
+            elif clock - samples[-1][0] >= calibrate_seconds:
+                since, count = samples[0]
+                engine.nudge_rate(
+                    rate_per_second * (clock - since),
+                    paced_count() - count,
+                    max(5.0, rate_per_second * calibrate_seconds / 2),
+                    gain=0.3,
+                )
+                samples.append((clock, paced_count()))
             engine.advance_to(datetime.now(UTC))
         except Exception:  # a platform refusing one fill must not stop the dev market
             log.exception("market engine step failed")

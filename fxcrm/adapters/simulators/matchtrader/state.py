@@ -38,6 +38,7 @@ from fxcrm.adapters.simulators.matchtrader.records import (
     rfc3339,
     to_plain,
 )
+from fxcrm.adapters.simulators.persistence import ThrottledSave
 
 CENT = Decimal("0.01")
 
@@ -60,7 +61,7 @@ def _new_uuid() -> str:
     return str(uuid.uuid4())
 
 
-class MatchTraderSimState:
+class MatchTraderSimState(ThrottledSave):
     """One Match-Trader trading system behind the Broker API; also a `SimulatedPlatform`."""
 
     platform = "matchtrader"
@@ -563,7 +564,7 @@ class MatchTraderSimState:
                     )
                     self._enter(key, reversed_fill, time, self.positions.get(key))
             trading.balance += _round(fill.profit + fill.commission + fill.swap)
-            self.save()
+            self.save_now_and_then()
             return deal_id
 
     def _enter(

@@ -26,6 +26,7 @@ from fxcrm.adapters.simulators.mt4.records import (
     UserRec,
     from_plain,
 )
+from fxcrm.adapters.simulators.persistence import ThrottledSave
 
 MARGIN_TYPE_PERCENT = 0
 LEVEL_OK, LEVEL_MARGIN_CALL, LEVEL_STOP_OUT = 0, 1, 2
@@ -61,7 +62,7 @@ def valid_password(password: object) -> bool:
     )
 
 
-class Mt4SimState:
+class Mt4SimState(ThrottledSave):
     """The simulated MT4 server. Public methods take the lock: tests may call them from another
     thread while the app serves requests. Also the `SimulatedPlatform` a market engine trades on."""
 
@@ -328,6 +329,7 @@ class Mt4SimState:
         comment: str = "",
         contract_size: Decimal | None = None,
         position_id: int = 0,
+        persist: bool = True,
     ) -> TradeRec:
         with self.lock:
             user = self.user(login)
@@ -359,7 +361,8 @@ class Mt4SimState:
             self.trades[record.order] = record
             if position_id:
                 self._positions[position_id] = record.order
-            self.save()
+            if persist:
+                self.save()
             return record
 
     def close_trade(
@@ -372,6 +375,7 @@ class Mt4SimState:
         profit: Decimal | str | None = None,
         commission: Decimal | str = "0",
         swap: Decimal | str = "0",
+        persist: bool = True,
     ) -> TradeRec:
         """Close all or part of an open trade, as MT4 does: the closed part keeps the ticket and
         becomes a closed record ("to #new"); the rest reopens as a new ticket ("from #old")."""
@@ -412,7 +416,8 @@ class Mt4SimState:
             trade.commission += fee
             trade.storage += storage
             user.balance += realized + fee + storage
-            self.save()
+            if persist:
+                self.save()
             return trade
 
     # SimulatedPlatform
@@ -445,7 +450,9 @@ class Mt4SimState:
                     commission=fill.commission,
                     contract_size=fill.contract_size,
                     position_id=fill.position_id,
+                    persist=False,
                 )
+                self.save_now_and_then()
                 return str(record.order)
             ticket = self._positions.get(fill.position_id)
             if ticket is None:
@@ -460,6 +467,7 @@ class Mt4SimState:
                 profit=fill.profit,
                 commission=fill.commission,
                 swap=fill.swap,
+                persist=False,
             )
             if fill.entry == "inout" and fill.lots > open_lots:
                 # A reversal: MT4 has none, so the excess opens a trade the other way.
@@ -472,7 +480,9 @@ class Mt4SimState:
                     time=fill.time,
                     contract_size=fill.contract_size,
                     position_id=fill.position_id,
+                    persist=False,
                 )
+            self.save_now_and_then()
             return str(closed.order)
 
     def sim_mark_prices(self, prices: dict[str, Decimal]) -> None:

@@ -48,6 +48,7 @@ from fxcrm.adapters.simulators.mt5.protocol import (
 )
 from fxcrm.adapters.simulators.mt5.records import SimDeal, SimPosition, SimUser
 from fxcrm.adapters.simulators.mt5.sessions import SessionTable
+from fxcrm.adapters.simulators.persistence import ThrottledSave
 
 
 @lru_cache(maxsize=256)
@@ -87,7 +88,7 @@ _REASONS = {"client": REASON_CLIENT, "sl": REASON_SL, "tp": REASON_TP, "stop_out
 _RATES = Rates(INSTRUMENTS)
 
 
-class Mt5SimState:
+class Mt5SimState(ThrottledSave):
     """The simulated trade server. Every public method takes the lock, so tests may call it from
     another thread while the app serves requests.
 
@@ -112,7 +113,6 @@ class Mt5SimState:
         self._next_deal = 100_001
         self._next_order = 200_001
         self.marks: dict[str, Decimal] = {}  # latest mid prices from the market engine
-        self._last_save = 0.0
         if self.config.state_file and self.config.state_file.exists():
             self._load(self.config.state_file)
 
@@ -533,7 +533,7 @@ class Mt5SimState:
                 contract_size=fill.contract_size,
             )
             self._apply_to_position(fill, deal, user, money[1])
-            self._save_now_and_then()
+            self.save_now_and_then()
             return str(deal.deal)
 
     def _apply_to_position(
@@ -621,15 +621,6 @@ class Mt5SimState:
             self._convert(raw, known.quote if known else currency, currency),
             position.currency_digits,
         )
-
-    def _save_now_and_then(self) -> None:
-        """Fills come by the thousand: the JSON state is written at most every few seconds."""
-        if self.config.state_file is None:
-            return
-        now = time.monotonic()
-        if now - self._last_save >= 5.0:
-            self._last_save = now
-            self.save()
 
     def positions_of(self, login: int) -> list[SimPosition]:
         with self.lock:

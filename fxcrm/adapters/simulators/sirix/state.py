@@ -26,6 +26,7 @@ from fxcrm.adapters.platforms.sirix import (
     TRADABLE,
 )
 from fxcrm.adapters.simulators.market.contract import SimAccountInfo, SimFill
+from fxcrm.adapters.simulators.persistence import ThrottledSave
 from fxcrm.adapters.simulators.sirix import protocol as p
 from fxcrm.adapters.simulators.sirix.config import SirixSimConfig, SirixSimGroup, SirixSimSymbol
 from fxcrm.adapters.simulators.sirix.records import (
@@ -58,7 +59,7 @@ def _money(value: Decimal) -> Decimal:
     return value.quantize(CENT, ROUND_HALF_UP)
 
 
-class SirixSimState:
+class SirixSimState(ThrottledSave):
     """The simulated server. Public methods take the lock: tests and the market engine may call
     them from other threads while the app serves requests."""
 
@@ -315,7 +316,7 @@ class SirixSimState:
                 order = self._enter(fill, position)
             else:
                 order = self._exit(fill, position)
-            self.save()
+            self.save_now_and_then()
             return str(order)
 
     def _enter(self, fill: SimFill, position: SimOpenPosition | None) -> int:

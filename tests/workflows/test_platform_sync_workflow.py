@@ -1,0 +1,86 @@
+"""PlatformSyncWorkflow's round shape with fake activities, on the time-skipping test server: deal
+rounds read the short tail, the long overlap is swept on its own period, accounts are mirrored on
+theirs (beside the deal rounds, not in each of them)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from temporalio import activity
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from fxcrm.workflows.platform_sync import PlatformSyncWorkflow
+from fxcrm.workflows.platform_sync_types import (
+    AccountsSynced,
+    IngestInput,
+    IngestResult,
+    ServerRef,
+    SyncState,
+)
+from tests.conftest import temporal_test_server
+
+
+class FakeSync:
+    def __init__(self) -> None:
+        self.overlaps: list[int] = []
+        self.accounts = 0
+
+    def activities(self) -> list[object]:
+        @activity.defn(name="ingest_deals")
+        async def ingest_deals(inp: IngestInput) -> IngestResult:
+            self.overlaps.append(inp.overlap_seconds)
+            return IngestResult(read=0, inserted=0, until=datetime.now(UTC), caught_up=True)
+
+        @activity.defn(name="sync_accounts")
+        async def sync_accounts(ref: ServerRef) -> AccountsSynced:
+            self.accounts += 1
+            return AccountsSynced(accounts=0, alerts_raised=0, alerts_cleared=0)
+
+        return [ingest_deals, sync_accounts]
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    async with await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=temporal_test_server()
+    ) as environment:
+        yield environment
+
+
+async def test_tail_every_round_sweep_and_accounts_on_their_own_period(
+    env: WorkflowEnvironment,
+) -> None:
+    fake = FakeSync()
+    queue = f"sync-{uuid.uuid4()}"
+    state = SyncState(
+        server_id="mt5-demo",
+        interval_seconds=1,
+        overlap_seconds=300,
+        tail_overlap_seconds=10,
+        sweep_every_seconds=20,
+        accounts_every_seconds=10,
+    )
+    async with Worker(
+        env.client, task_queue=queue, workflows=[PlatformSyncWorkflow], activities=fake.activities()
+    ):
+        handle = await env.client.start_workflow(
+            PlatformSyncWorkflow.run, state, id=f"platform-sync-{uuid.uuid4()}", task_queue=queue
+        )
+        await env.sleep(65)
+        synced = await handle.query(PlatformSyncWorkflow.get_state)
+        await handle.terminate("test done")
+    tails = [o for o in fake.overlaps if o == 10]
+    sweeps = [o for o in fake.overlaps if o != 10]
+    assert len(tails) >= 30  # about one round a second
+    # The first sweep reads the overlap (plus the tail); each later one also the time since the
+    # sweep before, so a deal up to 300 s late is read whatever the rounds in between did.
+    assert sweeps[0] == 310
+    assert 3 <= len(sweeps) <= 4
+    assert all(sweep >= 300 + 20 + 10 for sweep in sweeps[1:])
+    assert 6 <= fake.accounts <= 8  # every 10 s, not every round
+    assert synced.swept_at is not None and synced.accounts_synced_at is not None
