@@ -17,6 +17,7 @@ from fxcrm.activities.onboarding import OnboardingActivities
 from fxcrm.activities.platform_sync import PlatformSyncActivities
 from fxcrm.activities.reconciliation import ReconciliationActivities
 from fxcrm.activities.screening import ScreeningService
+from fxcrm.activities.trading_pnl import TradingPnlActivities
 from fxcrm.activities.transfers import TransferActivities
 from fxcrm.activities.withdrawals import WithdrawalActivities
 from fxcrm.adapters.kyc.base import KycProvider
@@ -87,6 +88,7 @@ def build_worker(
     psps = psps or build_psps(settings)
     onboarding = OnboardingActivities(sessions, kyc, platforms, screening, settings.kyc_level)
     sync = PlatformSyncActivities(sessions, platforms)
+    pnl = TradingPnlActivities(sessions)
     money = MoneyActivities(platforms)
     withdrawals = WithdrawalActivities(sessions, platforms, psps)
     deposits = DepositActivities(sessions, psps)
@@ -124,6 +126,7 @@ def build_worker(
             sync.ingest_deals,
             sync.sync_accounts,
             sync.change_account,
+            pnl.post_trading_pnl,
             money.move_platform_balance,
             reconciliation.fetch_settlement_report,
             reconciliation.reconcile_day,

@@ -195,7 +195,8 @@ class PlatformSyncActivities:
                 for a in (
                     await session.scalars(
                         select(RiskAlert).where(
-                            RiskAlert.server_id == ref.server_id, RiskAlert.status == "open"
+                            RiskAlert.server_id == ref.server_id,
+                            RiskAlert.status.in_(("open", "pending")),
                         )
                     )
                 ).all()
@@ -219,7 +220,8 @@ class PlatformSyncActivities:
                     if drift is not None:
                         found[drift.kind] = drift
                     for kind, breach in found.items():
-                        if (account.login, kind) not in open_alerts:
+                        known = open_alerts.get((account.login, kind))
+                        if known is None:
                             session.add(
                                 RiskAlert(
                                     alert_key=f"{ref.server_id}:{account.login}:{kind}:{now.isoformat()}",
@@ -228,9 +230,15 @@ class PlatformSyncActivities:
                                     kind=kind,
                                     value=breach.value,
                                     threshold=breach.threshold,
+                                    status=_first_status(kind),
                                 )
                             )
-                            raised += 1
+                            raised += kind not in CONFIRMED_ON_SECOND_SIGHT
+                        elif known.status == "pending":
+                            stored = await session.get(RiskAlert, known.id)
+                            if stored is not None:
+                                stored.status, stored.value = "open", breach.value
+                                raised += 1
                     for kind in ALERT_KINDS:
                         alert = open_alerts.get((account.login, kind))
                         if alert is not None and kind not in found:
@@ -328,6 +336,15 @@ async def _ledger_mirrors(session: AsyncSession, server_id: str) -> dict[int, De
         )
     ).all()
     return {codes[row.code]: AccountView.model_validate(row).posted.amount for row in rows}
+
+
+# A drift seen once may be a deal that closed after the last ingestion and before the balance was
+# read: it is kept pending and opened for the desk only when the next mirror still sees it.
+CONFIRMED_ON_SECOND_SIGHT = {"balance_drift"}
+
+
+def _first_status(kind: str) -> str:
+    return "pending" if kind in CONFIRMED_ON_SECOND_SIGHT else "open"
 
 
 MIN_WINDOW = timedelta(minutes=5)

@@ -177,6 +177,7 @@ class TransferKind(StrEnum):
     CHARGEBACK = "chargeback"
     CORRECTION = "correction"
     REVERSAL = "reversal"
+    TRADING_PNL = "trading_pnl"  # realized profit, commission and swap of closed deals
 
 
 class TransferPhase(StrEnum):

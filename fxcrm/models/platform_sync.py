@@ -68,6 +68,8 @@ class SyncCursor(Base):
     server_id: Mapped[str] = mapped_column(ForeignKey("platform_servers.id"), primary_key=True)
     deals_until: Mapped[datetime] = mapped_column(UtcDateTime())
     deals_ingested: Mapped[int] = mapped_column(BigInteger, default=0)
+    # closed_deals.id up to which realized P/L is in the ledger (fxcrm.activities.trading_pnl).
+    pnl_posted_upto: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
@@ -84,6 +86,6 @@ class RiskAlert(Base):
     kind: Mapped[str] = mapped_column(String(30))  # margin_level | equity
     value: Mapped[Decimal] = mapped_column(ScaledDecimal())
     threshold: Mapped[Decimal] = mapped_column(ScaledDecimal())
-    status: Mapped[str] = mapped_column(String(10), default="open")  # open | cleared
+    status: Mapped[str] = mapped_column(String(10), default="open")  # pending | open | cleared
     raised_at: Mapped[datetime] = created_at_column()
     cleared_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)

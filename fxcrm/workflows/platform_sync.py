@@ -20,6 +20,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from fxcrm.activities.platform_sync import PlatformSyncActivities
+    from fxcrm.activities.trading_pnl import TradingPnlActivities
     from fxcrm.workflows.platform_sync_types import IngestInput, ServerRef, SyncState
 
 # A platform that is down is retried with backoff for as long as it takes; the sync catches up.
@@ -100,6 +101,17 @@ class PlatformSyncWorkflow:
             overlap = state.tail_overlap_seconds
 
     async def _sync_accounts(self) -> None:
+        # Realized P/L first, so that the ledger mirrors include every ingested deal when the
+        # platform balances are compared with them.
+        while True:
+            posted = await workflow.execute_activity_method(
+                TradingPnlActivities.post_trading_pnl,
+                ServerRef(server_id=self.state.server_id),
+                start_to_close_timeout=timedelta(minutes=5),
+                retry_policy=PLATFORM_RETRY,
+            )
+            if posted.caught_up:
+                break
         await workflow.execute_activity_method(
             PlatformSyncActivities.sync_accounts,
             ServerRef(server_id=self.state.server_id),

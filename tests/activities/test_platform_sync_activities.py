@@ -244,15 +244,16 @@ async def test_a_refusal_is_not_retried() -> None:
     assert not busy.non_retryable
 
 
-async def test_balance_drift_against_the_ledger_mirror(
-    sessions: async_sessionmaker[AsyncSession], server: str
-) -> None:
+async def _mirrored_account(
+    sessions: async_sessionmaker[AsyncSession], server: str, login: int, funded: str
+) -> tuple[str, str]:
+    """A trader's account on `server` whose ledger mirror holds `funded` USD (a deposit through
+    fxcrm). Returns (mirror id, PSP clearing id)."""
     from fxcrm.domain.ledger import AccountKind, TransferKind, client_trading_code
     from fxcrm.domain.money import Money
     from fxcrm.ledger import AccountSpec, TransferRequest, open_account, transfer
     from fxcrm.models import Brand, Trader, TradingAccount
 
-    login = 700_000 + int(datetime.now(UTC).timestamp()) % 100_000
     async with sessions() as session, session.begin():
         brand_id = (await session.scalars(select(Brand.id).where(Brand.code == "demo"))).one()
         trader = Trader(
@@ -309,18 +310,40 @@ async def test_balance_drift_against_the_ledger_mirror(
                 idempotency_key=f"drift-{login}-1",
                 debit_account_id=clearing.id,
                 credit_account_id=mirror.id,
-                amount=Money.of("900", "USD"),
+                amount=Money.of(funded, "USD"),
                 kind=TransferKind.DEPOSIT,
             ),
         )
+    return mirror.id, clearing.id
+
+
+async def _alert(sessions: async_sessionmaker[AsyncSession], login: int) -> RiskAlert | None:
+    async with sessions() as session:
+        return await session.scalar(select(RiskAlert).where(RiskAlert.login == login))
+
+
+async def test_balance_drift_against_the_ledger_mirror(
+    sessions: async_sessionmaker[AsyncSession], server: str
+) -> None:
+    from fxcrm.domain.ledger import TransferKind
+    from fxcrm.domain.money import Money
+    from fxcrm.ledger import TransferRequest, transfer
+
+    login = 700_000 + int(datetime.now(UTC).timestamp()) % 100_000
+    mirror, clearing = await _mirrored_account(sessions, server, login, "900")
     fake = FakePlatform()
     fake.accounts = [account(login, margin_level="950")]  # the platform says 1000
     acts = activities(sessions, fake)
     env = ActivityEnvironment()
-    synced = await env.run(acts.sync_accounts, ServerRef(server_id=server))
-    assert synced.alerts_raised == 1
-    async with sessions() as session:
-        alert = await session.scalar(select(RiskAlert).where(RiskAlert.login == login))
+    # Seen once, the drift may be a deal closed after the last ingestion: pending, not raised.
+    first = await env.run(acts.sync_accounts, ServerRef(server_id=server))
+    assert first.alerts_raised == 0
+    alert = await _alert(sessions, login)
+    assert alert is not None and (alert.kind, alert.status) == ("balance_drift", "pending")
+    # Seen again: the desk gets it.
+    second = await env.run(acts.sync_accounts, ServerRef(server_id=server))
+    assert second.alerts_raised == 1
+    alert = await _alert(sessions, login)
     assert alert is not None and (alert.kind, alert.value, alert.status) == (
         "balance_drift",
         Decimal(100),
@@ -331,11 +354,92 @@ async def test_balance_drift_against_the_ledger_mirror(
             session,
             TransferRequest(
                 idempotency_key=f"drift-{login}-2",
-                debit_account_id=clearing.id,
-                credit_account_id=mirror.id,
+                debit_account_id=clearing,
+                credit_account_id=mirror,
                 amount=Money.of("100", "USD"),
                 kind=TransferKind.DEPOSIT,
             ),
         )
     again = await env.run(acts.sync_accounts, ServerRef(server_id=server))
     assert again.alerts_cleared == 1
+
+
+async def test_a_drift_seen_once_is_dropped_silently(
+    sessions: async_sessionmaker[AsyncSession], server: str
+) -> None:
+    login = 600_000 + int(datetime.now(UTC).timestamp()) % 100_000
+    await _mirrored_account(sessions, server, login, "1000")
+    fake = FakePlatform()
+    fake.accounts = [account(login, margin_level=None, margin="0")]
+    fake.accounts[0].balance = Decimal("1012.34")  # a deal not yet ingested
+    acts = activities(sessions, fake)
+    env = ActivityEnvironment()
+    assert (await env.run(acts.sync_accounts, ServerRef(server_id=server))).alerts_raised == 0
+    fake.accounts[0].balance = Decimal("1000")  # its P/L has reached the ledger by now
+    assert (await env.run(acts.sync_accounts, ServerRef(server_id=server))).alerts_raised == 0
+    alert = await _alert(sessions, login)
+    assert alert is not None and alert.status == "cleared"
+
+
+async def test_realized_pnl_reaches_the_mirror_once(
+    sessions: async_sessionmaker[AsyncSession], server: str
+) -> None:
+    from fxcrm.activities.trading_pnl import TradingPnlActivities
+    from fxcrm.ledger import check_invariants, get_account
+
+    login = 800_000 + int(datetime.now(UTC).timestamp()) % 100_000
+    mirror, _ = await _mirrored_account(sessions, server, login, "100")
+    now = datetime.now(UTC)
+
+    def closed(n: int, profit: str, at: datetime) -> ClosedDeal:
+        d = deal(n, at)
+        return d.model_copy(update={"login": login, "profit": Decimal(profit)})
+
+    fake = FakePlatform()
+    fake.deals = [
+        closed(1, "-500.00", now - timedelta(days=2)),  # before the mirror existed: not posted
+        closed(2, "25.50", now),  # + 25.50 - 0.70 - 0.12 = 24.68
+        closed(3, "-10.00", now),  # - 10.82
+    ]
+    sync = activities(sessions, fake)
+    env = ActivityEnvironment()
+    await env.run(
+        sync.ingest_deals,
+        IngestInput(server_id=server, overlap_seconds=0, window_seconds=86400, max_deals=10_000),
+    )
+    # The first sync starts 30 days back: the deal two days old is ingested too.
+    pnl = TradingPnlActivities(sessions)
+    posted = await env.run(pnl.post_trading_pnl, ServerRef(server_id=server))
+    assert (posted.deals, posted.transfers, posted.caught_up) == (3, 1, True)
+    again = await env.run(pnl.post_trading_pnl, ServerRef(server_id=server))
+    assert (again.deals, again.transfers) == (0, 0)
+    async with sessions() as session:
+        view = await get_account(session, mirror)
+        assert str(view.posted.amount) == "113.86"  # 100 + 24.68 - 10.82
+        assert (await check_invariants(session)).ok
+
+
+async def test_a_loss_never_takes_the_mirror_below_zero(
+    sessions: async_sessionmaker[AsyncSession], server: str
+) -> None:
+    from fxcrm.activities.trading_pnl import TradingPnlActivities
+    from fxcrm.ledger import get_account
+
+    login = 900_000 + int(datetime.now(UTC).timestamp()) % 100_000
+    mirror, _ = await _mirrored_account(sessions, server, login, "50")
+    fake = FakePlatform()
+    big_loss = deal(1, datetime.now(UTC)).model_copy(
+        update={"login": login, "profit": Decimal("-400")}
+    )
+    fake.deals = [big_loss]
+    env = ActivityEnvironment()
+    await env.run(
+        activities(sessions, fake).ingest_deals,
+        IngestInput(server_id=server, overlap_seconds=0, window_seconds=86400, max_deals=10_000),
+    )
+    posted = await env.run(
+        TradingPnlActivities(sessions).post_trading_pnl, ServerRef(server_id=server)
+    )
+    assert posted.transfers == 1
+    async with sessions() as session:
+        assert (await get_account(session, mirror)).posted.amount == 0

@@ -14,6 +14,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from fxcrm.activities.trading_pnl import PnlPosted
 from fxcrm.workflows.platform_sync import PlatformSyncWorkflow
 from fxcrm.workflows.platform_sync_types import (
     AccountsSynced,
@@ -29,6 +30,8 @@ class FakeSync:
     def __init__(self) -> None:
         self.overlaps: list[int] = []
         self.accounts = 0
+        self.pnl_before_accounts = 0
+        self.pnl_calls = 0
 
     def activities(self) -> list[object]:
         @activity.defn(name="ingest_deals")
@@ -41,7 +44,16 @@ class FakeSync:
             self.accounts += 1
             return AccountsSynced(accounts=0, alerts_raised=0, alerts_cleared=0)
 
-        return [ingest_deals, sync_accounts]
+        @activity.defn(name="post_trading_pnl")
+        async def post_trading_pnl(ref: ServerRef) -> PnlPosted:
+            # A backlog takes two calls; the mirror waits for both.
+            self.pnl_calls += 1
+            caught_up = self.pnl_calls % 2 == 0
+            if caught_up:
+                self.pnl_before_accounts += 1
+            return PnlPosted(deals=1, transfers=0, posted_upto=self.pnl_calls, caught_up=caught_up)
+
+        return [ingest_deals, sync_accounts, post_trading_pnl]
 
 
 @pytest.fixture
@@ -83,4 +95,6 @@ async def test_tail_every_round_sweep_and_accounts_on_their_own_period(
     assert 3 <= len(sweeps) <= 4
     assert all(sweep >= 300 + 20 + 10 for sweep in sweeps[1:])
     assert 6 <= fake.accounts <= 8  # every 10 s, not every round
+    # Realized P/L reaches the ledger before every mirror compares balances with it.
+    assert fake.pnl_before_accounts in {fake.accounts, fake.accounts + 1}
     assert synced.swept_at is not None and synced.accounts_synced_at is not None
