@@ -8,8 +8,8 @@ Ledger keys (all idempotent; a retry replays, never posts twice):
 - a refund finance asked for: hold `refund:{refund}` (pending, debit wallet / credit PSP clearing),
   then `refund:{refund}:post` or `refund:{refund}:void`.
 
-A completed deposit's status is final for fxcrm.activities.money.set_status, so the moves to
-charged_back and refunded (which happen after completion by nature) are made here, audited once.
+The moves to charged_back and refunded happen after completion by nature: set_status makes
+them as fxcrm.domain.payments.AFTER_FINAL allows, audited once.
 """
 
 from __future__ import annotations
@@ -26,12 +26,14 @@ from fxcrm.activities.money import (
     ledger_failure,
     load_payment,
     psp_clearing_account,
+    psp_failure,
     raise_alert,
+    set_status,
     wallet_account,
 )
 from fxcrm.adapters.psp.base import PaymentProvider, PaymentStatus, PspError, RefundStatus
 from fxcrm.adapters.psp.registry import PspRegistry, UnknownProvider
-from fxcrm.core.audit import SYSTEM, Actor, append_audit
+from fxcrm.core.audit import Actor, append_audit
 from fxcrm.core.db import transaction
 from fxcrm.domain import ledger as rules
 from fxcrm.domain.ledger import AccountKind, InsufficientFunds, LedgerError, TransferKind
@@ -48,7 +50,6 @@ from fxcrm.ledger import (
     void_pending,
 )
 from fxcrm.models import LedgerAccount, LedgerTransfer, Payment
-from fxcrm.models.base import utcnow
 from fxcrm.workflows.chargeback_types import (
     PspRefundOutcome,
     RefundHeld,
@@ -102,41 +103,6 @@ def _update_details(payment: Payment, **changes: Any) -> None:
     payment.details = {**(payment.details or {}), **changes}  # a new dict: JSON change tracked
 
 
-async def mark_reversed(
-    session: AsyncSession,
-    payment: Payment,
-    status: str,
-    *,
-    actor: Actor = SYSTEM,
-    reason: str,
-    after: dict[str, Any],
-) -> None:
-    """completed → charged_back | refunded, once, audited."""
-    if payment.status == status:
-        return
-    before = {"status": payment.status}
-    payment.status = status
-    payment.updated_at = utcnow()
-    await append_audit(
-        session,
-        actor=actor,
-        action=f"{payment.kind}.{status}",
-        entity_type="payment",
-        entity_id=payment.id,
-        brand_id=payment.brand_id,
-        before=before,
-        after={"status": status, "reason": reason, **after},
-        workflow_id=payment.workflow_id,
-        event_key=f"payment:{payment.id}:{status}",
-    )
-
-
-def _psp_failure(exc: PspError) -> ApplicationError:
-    return ApplicationError(
-        str(exc), type=f"Psp.{exc.code or 'error'}", non_retryable=not exc.retryable
-    )
-
-
 class ChargebackActivities:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], psps: PspRegistry) -> None:
         self._sessions = sessions
@@ -175,7 +141,7 @@ class ChargebackActivities:
         try:
             result = await self._provider(psp).get_payment(ref)
         except PspError as exc:
-            raise _psp_failure(exc) from exc
+            raise psp_failure(exc) from exc
         received = (result.amount_received or result.amount_requested).to_minor()
         refunded = result.amount_refunded.to_minor() if result.amount_refunded else 0
         if result.amount_requested.currency != currency:
@@ -259,8 +225,8 @@ class ChargebackActivities:
                 "key": case.key,
             }
             _update_details(payment, chargeback=record)
-            await mark_reversed(
-                session, payment, DepositStatus.CHARGED_BACK, reason=case.reason, after=record
+            await set_status(
+                session, payment, DepositStatus.CHARGED_BACK, reason=case.reason, audit=record
             )
             return booked
 
@@ -403,7 +369,7 @@ class ChargebackActivities:
             result = await self._provider(psp).refund(ref, amount, request.refund_id)
         except PspError as exc:
             if exc.retryable:
-                raise _psp_failure(exc) from exc
+                raise psp_failure(exc) from exc
             return PspRefundOutcome(
                 succeeded=False, failure_code=exc.code or "refused", failure_message=str(exc)
             )
@@ -462,13 +428,13 @@ class ChargebackActivities:
                 event_key=f"refund:{request.refund_id}:{status}",
             )
             if outcome.succeeded and refunded >= (payment.amount_received or payment.amount):
-                await mark_reversed(
+                await set_status(
                     session,
                     payment,
                     DepositStatus.REFUNDED,
                     actor=actor,
                     reason=request.reason,
-                    after={"refunded": refunded},
+                    audit={"refunded": refunded},
                 )
             return RefundResult(
                 refund_id=request.refund_id,

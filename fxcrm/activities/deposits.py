@@ -25,6 +25,7 @@ from fxcrm.activities.money import (
     load_payment,
     platform_ref,
     psp_clearing_account,
+    psp_failure,
     raise_alert,
     set_status,
     trading_mirror_account,
@@ -96,12 +97,6 @@ def _psp_out(result: PaymentResult, recorded: str) -> PspPaymentOut:
     )
 
 
-def _psp_failure(exc: PspError) -> ApplicationError:
-    return ApplicationError(
-        str(exc), exc.code, type=f"Psp.{exc.code or 'error'}", non_retryable=not exc.retryable
-    )
-
-
 class DepositActivities:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], psps: PspRegistry) -> None:
         self._sessions = sessions
@@ -137,18 +132,11 @@ class DepositActivities:
             result = await self._psps.get(psp_name).create_payment(request)
         except PspError as exc:
             if exc.retryable:
-                raise _psp_failure(exc) from exc
+                raise psp_failure(exc) from exc
             code = exc.code or "psp_refused"
             async with transaction(self._sessions) as session:
                 payment = await load_payment(session, ref.payment_id, lock=True)
-                await set_status(
-                    session,
-                    payment,
-                    DepositStatus.FAILED,
-                    reason=str(exc),
-                    failure_code=code,
-                    failure_reason=str(exc)[:500],
-                )
+                await _fail(session, payment, DepositStatus.FAILED, code, str(exc))
                 return PspPaymentOut(
                     status=PaymentStatus.FAILED,
                     failure_code=code,
@@ -160,13 +148,12 @@ class DepositActivities:
             payment.provider_ref = result.provider_ref
             payment.next_action = next_action(result)
             if result.status == PaymentStatus.FAILED:
-                await set_status(
+                await _fail(
                     session,
                     payment,
                     DepositStatus.FAILED,
-                    reason=result.failure_message,
-                    failure_code=result.failure_code or "declined",
-                    failure_reason=(result.failure_message or "")[:500] or None,
+                    result.failure_code or "declined",
+                    result.failure_message,
                 )
             else:
                 await set_status(
@@ -187,7 +174,7 @@ class DepositActivities:
         try:
             result = await self._psps.get(psp_name).get_payment(provider_ref)
         except PspError as exc:
-            raise _psp_failure(exc) from exc
+            raise psp_failure(exc) from exc
         return _psp_out(result, recorded)
 
     @activity.defn
@@ -326,13 +313,8 @@ class DepositActivities:
         """The platform would not take the money: it stays in the wallet, finance is alerted."""
         async with transaction(self._sessions) as session:
             payment = await load_payment(session, inp.payment_id, lock=True)
-            await set_status(
-                session,
-                payment,
-                DepositStatus.CREDIT_FAILED,
-                reason=inp.reason,
-                failure_code="platform_credit_failed",
-                failure_reason=inp.reason[:500],
+            await _fail(
+                session, payment, DepositStatus.CREDIT_FAILED, "platform_credit_failed", inp.reason
             )
             await raise_alert(
                 session,
@@ -353,15 +335,22 @@ class DepositActivities:
         """Declined or expired: nothing was posted, only the status and its reason change."""
         async with transaction(self._sessions) as session:
             payment = await load_payment(session, inp.payment_id, lock=True)
-            await set_status(
-                session,
-                payment,
-                inp.status,
-                reason=inp.reason,
-                failure_code=inp.failure_code,
-                failure_reason=inp.reason[:500],
-            )
+            await _fail(session, payment, inp.status, inp.failure_code, inp.reason)
             return StatusOut(status=payment.status)
+
+
+async def _fail(
+    session: AsyncSession, payment: Payment, status: str, code: str | None, reason: str | None
+) -> None:
+    """A final status that moved no money (or left it in the wallet), with its code and reason."""
+    await set_status(
+        session,
+        payment,
+        status,
+        reason=reason,
+        failure_code=code,
+        failure_reason=reason[:500] if reason else None,
+    )
 
 
 async def _first_deposit(session: AsyncSession, payment: Payment) -> bool:

@@ -8,6 +8,7 @@ platform call they all make: a balance operation that is safe to retry.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -23,10 +24,11 @@ from fxcrm.activities.platform_sync import platform_failure
 from fxcrm.adapters.platforms.balance import safe_balance_op
 from fxcrm.adapters.platforms.base import BalanceOpKind, PlatformError
 from fxcrm.adapters.platforms.registry import PlatformRegistry
+from fxcrm.adapters.psp.base import PspError
 from fxcrm.core.audit import SYSTEM, Actor, append_audit
 from fxcrm.domain import ledger as rules
 from fxcrm.domain.ledger import AccountKind, LedgerError
-from fxcrm.domain.payments import FINAL_STATUSES
+from fxcrm.domain.payments import FINAL_STATUSES, may_leave_final
 from fxcrm.ledger import AccountSpec, open_account
 from fxcrm.models import Payment, PaymentAlert, TradingAccount
 from fxcrm.models.base import utcnow
@@ -55,6 +57,13 @@ def ledger_failure(exc: LedgerError) -> ApplicationError:
         str(exc),
         type=f"Ledger.{type(exc).__name__}",
         non_retryable=isinstance(exc, PERMANENT_LEDGER),
+    )
+
+
+def psp_failure(exc: PspError) -> ApplicationError:
+    """A typed workflow error ("Psp.card_declined"); retried only if the PSP may answer otherwise."""
+    return ApplicationError(
+        str(exc), exc.code, type=f"Psp.{exc.code or 'error'}", non_retryable=not exc.retryable
     )
 
 
@@ -137,13 +146,17 @@ async def set_status(
     *,
     actor: Actor = SYSTEM,
     reason: str | None = None,
+    audit: Mapping[str, Any] | None = None,
     **fields: Any,
 ) -> bool:
     """Moves a payment to `status` with an audit event, once: a retry that finds the payment
-    already there changes nothing. A final status is never left. Returns whether it changed."""
+    already there changes nothing. A final status is left only as AFTER_FINAL allows (a credited
+    deposit charged back or refunded; its completion time stays). `fields` are set on the
+    payment, `audit` only recorded in the audit event. Returns whether it changed."""
     if payment.status == status:
         return False
-    if payment.status in FINAL_STATUSES:
+    after_final = payment.status in FINAL_STATUSES
+    if after_final and not may_leave_final(payment.kind, payment.status, status):
         log.warning(
             "status change after a final status ignored",
             payment_id=payment.id,
@@ -157,9 +170,12 @@ async def set_status(
         setattr(payment, name, value)
     now = utcnow()
     payment.updated_at = now
-    if status in FINAL_STATUSES:
+    if status in FINAL_STATUSES and not after_final:
         payment.completed_at = now
-    after: dict[str, Any] = {"status": status, **{k: _plain(v) for k, v in fields.items()}}
+    after: dict[str, Any] = {
+        "status": status,
+        **{k: _plain(v) for k, v in {**fields, **(audit or {})}.items()},
+    }
     if reason:
         after["reason"] = reason
     await append_audit(

@@ -20,6 +20,7 @@ from fxcrm.activities.money import (
     ledger_failure,
     load_payment,
     psp_clearing_account,
+    psp_failure,
     raise_alert,
     set_status,
     trading_mirror_account,
@@ -110,16 +111,30 @@ async def _source_account(session: AsyncSession, payment: Payment) -> TradingAcc
     return account
 
 
+async def _mirror_and_wallet(session: AsyncSession, payment: Payment) -> tuple[str, str]:
+    """The ledger accounts money moves between for an account source: the trading account's
+    mirror and the wallet."""
+    mirror = await trading_mirror_account(session, await _source_account(session, payment))
+    wallet = await wallet_account(session, payment.brand_id, payment.trader_id, payment.currency)
+    return mirror, wallet
+
+
+async def _alert(session: AsyncSession, payment: Payment, kind: str, message: str) -> None:
+    """An alert for finance about this withdrawal, raised once per kind."""
+    await raise_alert(
+        session,
+        key=f"withdrawal:{payment.id}:{kind}",
+        brand_id=payment.brand_id,
+        kind=kind,
+        message=message,
+        payment_id=payment.id,
+    )
+
+
 def destination(payment: Payment) -> PayoutDestination:
     """The destination the client gave, stored encrypted on the payment."""
     data: dict[str, Any] = json.loads(payment.instrument or "{}")
     return PayoutDestination(kind=PaymentMethod(payment.method or "card"), **data)
-
-
-def _psp_failure(exc: PspError) -> ApplicationError:
-    return ApplicationError(
-        str(exc), exc.code, type=f"Psp.{exc.code or 'error'}", non_retryable=not exc.retryable
-    )
 
 
 def _outcome(result: PayoutResult) -> PayoutOutcome:
@@ -170,11 +185,7 @@ class WithdrawalActivities:
         """After the platform debit: the ledger mirror follows it, into the wallet."""
         async with transaction(self._sessions) as session:
             payment = await load_payment(session, ref.payment_id)
-            account = await _source_account(session, payment)
-            mirror = await trading_mirror_account(session, account)
-            wallet = await wallet_account(
-                session, payment.brand_id, payment.trader_id, payment.currency
-            )
+            mirror, wallet = await _mirror_and_wallet(session, payment)
             await self._transfer(
                 session, f"withdrawal:{payment.id}:from-account", mirror, wallet, payment
             )
@@ -288,13 +299,11 @@ class WithdrawalActivities:
                 session, payment, change.status, actor=actor, reason=change.reason, **fields
             )
             if change.status == WithdrawalStatus.FAILED:
-                await raise_alert(
+                await _alert(
                     session,
-                    key=f"withdrawal:{payment.id}:payout_failed",
-                    brand_id=payment.brand_id,
-                    kind="payout_failed",
-                    message=f"withdrawal {payment.id}: {change.reason}; funds returned",
-                    payment_id=payment.id,
+                    payment,
+                    "payout_failed",
+                    f"withdrawal {payment.id}: {change.reason}; funds returned",
                 )
 
     @activity.defn(name="withdrawal.record_audit")
@@ -323,26 +332,22 @@ class WithdrawalActivities:
         async with transaction(self._sessions) as session:
             payment = await load_payment(session, ref.payment_id)
             amount = Money.from_minor(payment.amount, payment.currency)
-            await raise_alert(
+            await _alert(
                 session,
-                key=f"withdrawal:{payment.id}:approval_escalated",
-                brand_id=payment.brand_id,
-                kind="approval_escalated",
-                message=f"withdrawal {payment.id} of {amount} still waits for approval",
-                payment_id=payment.id,
+                payment,
+                "approval_escalated",
+                f"withdrawal {payment.id} of {amount} still waits for approval",
             )
 
     @activity.defn(name="withdrawal.alert_payout_stuck")
     async def alert_payout_stuck(self, ref: PaymentRef) -> None:
         async with transaction(self._sessions) as session:
             payment = await load_payment(session, ref.payment_id)
-            await raise_alert(
+            await _alert(
                 session,
-                key=f"withdrawal:{payment.id}:payout_stuck",
-                brand_id=payment.brand_id,
-                kind="payout_stuck",
-                message=f"the payout of withdrawal {payment.id} has no final status yet",
-                payment_id=payment.id,
+                payment,
+                "payout_stuck",
+                f"the payout of withdrawal {payment.id} has no final status yet",
             )
 
     # ---- paying out -----------------------------------------------------------------------
@@ -435,7 +440,7 @@ class WithdrawalActivities:
             )
         except PspError as exc:
             if exc.retryable:
-                raise _psp_failure(exc) from exc
+                raise psp_failure(exc) from exc
             log.warning(
                 "refund refused; paid by the chosen method", code=exc.code, refund=refund_id
             )
@@ -484,7 +489,7 @@ class WithdrawalActivities:
             result = await provider.create_payout(request)
         except PspError as exc:
             if exc.retryable:
-                raise _psp_failure(exc) from exc
+                raise psp_failure(exc) from exc
             return PayoutOutcome(
                 provider_ref=None, status="failed", failure_code=exc.code, failure_message=str(exc)
             )
@@ -503,7 +508,7 @@ class WithdrawalActivities:
         try:
             return _outcome(await provider.get_payout(provider_ref))
         except PspError as exc:
-            raise _psp_failure(exc) from exc
+            raise psp_failure(exc) from exc
 
     # ---- the end of the hold ------------------------------------------------------------
 
@@ -530,11 +535,7 @@ class WithdrawalActivities:
                         await void_pending(session, hold.id, f"withdrawal:{payment.id}:void")
                 returned = payment.amount - release.posted
                 if release.to_account and returned > 0:
-                    account = await _source_account(session, payment)
-                    mirror = await trading_mirror_account(session, account)
-                    wallet = await wallet_account(
-                        session, payment.brand_id, payment.trader_id, payment.currency
-                    )
+                    mirror, wallet = await _mirror_and_wallet(session, payment)
                     await self._transfer(
                         session,
                         f"withdrawal:{payment.id}:return",
@@ -559,11 +560,7 @@ class WithdrawalActivities:
             )
             if back is None:
                 return
-            account = await _source_account(session, payment)
-            mirror = await trading_mirror_account(session, account)
-            wallet = await wallet_account(
-                session, payment.brand_id, payment.trader_id, payment.currency
-            )
+            mirror, wallet = await _mirror_and_wallet(session, payment)
             await self._transfer(
                 session,
                 f"withdrawal:{payment.id}:kept-in-wallet",
@@ -572,16 +569,14 @@ class WithdrawalActivities:
                 payment,
                 amount=back.amount,
             )
-            await raise_alert(
+            await _alert(
                 session,
-                key=f"withdrawal:{payment.id}:platform_credit_failed",
-                brand_id=payment.brand_id,
-                kind="platform_credit_failed",
-                message=(
+                payment,
+                "platform_credit_failed",
+                (
                     f"withdrawal {payment.id}: the trading account refused the returned funds; "
                     "they are in the client's wallet"
                 ),
-                payment_id=payment.id,
             )
 
     async def _transfer(

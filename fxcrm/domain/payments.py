@@ -69,6 +69,26 @@ FINAL_STATUSES = frozenset(
     }
 )
 
+# The only ways out of a final status, by (payment kind, status): money a deposit put in the
+# trader's hands can come back after completion (a chargeback, or a refund finance asked for).
+# A refunded deposit can still be disputed, and a refund under way when a dispute is booked can
+# still complete.
+AFTER_FINAL: dict[tuple[str, str], frozenset[str]] = {
+    ("deposit", DepositStatus.COMPLETED): frozenset(
+        {DepositStatus.CHARGED_BACK, DepositStatus.REFUNDED}
+    ),
+    ("deposit", DepositStatus.CREDIT_FAILED): frozenset(
+        {DepositStatus.CHARGED_BACK, DepositStatus.REFUNDED}
+    ),
+    ("deposit", DepositStatus.REFUNDED): frozenset({DepositStatus.CHARGED_BACK}),
+    ("deposit", DepositStatus.CHARGED_BACK): frozenset({DepositStatus.REFUNDED}),
+}
+
+
+def may_leave_final(kind: str, status: str, to: str) -> bool:
+    """Whether a payment of `kind` in the final `status` may still move to `to` (AFTER_FINAL)."""
+    return to in AFTER_FINAL.get((kind, status), frozenset())
+
 
 class KycLevel(StrEnum):
     """How far a trader is through onboarding; each level permits more."""
@@ -154,18 +174,40 @@ def parse_amount(raw: str, currency: str) -> Money:
     return money
 
 
-def check_deposit(rules: PaymentRules, amount: Money, method: str, today_total: Decimal) -> None:
-    """Limits of one deposit; `today_total` is what the trader deposited (or has pending) today."""
+def _check_limits(
+    rules: PaymentRules,
+    amount: Money,
+    method: str,
+    methods: list[str],
+    minimum: Decimal,
+    maximum: Decimal,
+    what: str,
+) -> None:
+    """What deposits and withdrawals (`what`) both check: the brand's currencies and methods, and
+    the amount's bounds."""
     if amount.currency not in rules.currencies:
         raise PaymentError(
             "unsupported_currency", f"{amount.currency} is not accepted by this brand"
         )
-    if method not in rules.deposit_methods:
-        raise PaymentError("unsupported_method", f"deposits by {method!r} are not accepted")
-    if amount.amount < rules.min_deposit:
-        raise PaymentError("below_minimum", f"the minimum deposit is {rules.min_deposit}")
-    if amount.amount > rules.max_deposit:
-        raise PaymentError("above_maximum", f"the maximum deposit is {rules.max_deposit}")
+    if method not in methods:
+        raise PaymentError("unsupported_method", f"{what}s by {method!r} are not offered")
+    if amount.amount < minimum:
+        raise PaymentError("below_minimum", f"the minimum {what} is {minimum}")
+    if amount.amount > maximum:
+        raise PaymentError("above_maximum", f"the maximum {what} is {maximum}")
+
+
+def check_deposit(rules: PaymentRules, amount: Money, method: str, today_total: Decimal) -> None:
+    """Limits of one deposit; `today_total` is what the trader deposited (or has pending) today."""
+    _check_limits(
+        rules,
+        amount,
+        method,
+        rules.deposit_methods,
+        rules.min_deposit,
+        rules.max_deposit,
+        "deposit",
+    )
     if today_total + amount.amount > rules.daily_deposit_limit:
         raise PaymentError(
             "daily_limit", f"deposits are limited to {rules.daily_deposit_limit} a day"
@@ -173,16 +215,16 @@ def check_deposit(rules: PaymentRules, amount: Money, method: str, today_total: 
 
 
 def check_withdrawal(rules: PaymentRules, amount: Money, method: str, pending: int) -> None:
-    if amount.currency not in rules.currencies:
-        raise PaymentError(
-            "unsupported_currency", f"{amount.currency} is not accepted by this brand"
-        )
-    if method not in rules.withdrawal_methods:
-        raise PaymentError("unsupported_method", f"withdrawals by {method!r} are not offered")
-    if amount.amount < rules.min_withdrawal:
-        raise PaymentError("below_minimum", f"the minimum withdrawal is {rules.min_withdrawal}")
-    if amount.amount > rules.max_withdrawal:
-        raise PaymentError("above_maximum", f"the maximum withdrawal is {rules.max_withdrawal}")
+    """Limits of one withdrawal; `pending` is how many of the trader's are not final yet."""
+    _check_limits(
+        rules,
+        amount,
+        method,
+        rules.withdrawal_methods,
+        rules.min_withdrawal,
+        rules.max_withdrawal,
+        "withdrawal",
+    )
     if pending >= rules.max_pending_withdrawals:
         raise PaymentError(
             "too_many_pending",

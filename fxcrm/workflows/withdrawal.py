@@ -126,20 +126,8 @@ class WithdrawalWorkflow:
 
     async def _debit_account(self) -> str | None:
         """Platform first: money leaves the account only if the platform lets it (free margin)."""
-        source = self._inp.source
-        assert source is not None
         try:
-            await self._act(
-                MoneyActivities.move_platform_balance,
-                PlatformMove(
-                    server_id=source.server_id,
-                    login=source.login,
-                    kind=BalanceOpKind.WITHDRAW,
-                    amount=self._money(self._inp.amount).amount,
-                    ref=platform_ref("wd", self._inp.payment_id),
-                    since=self._inp.created_at,
-                ),
-            )
+            await self._move_on_platform(BalanceOpKind.WITHDRAW, self._inp.amount, "wd")
         except ActivityError as exc:
             kind = _refusal_type(exc)
             if kind is None:
@@ -266,20 +254,8 @@ class WithdrawalWorkflow:
         return self.state
 
     async def _credit_account_back(self, amount: int) -> None:
-        source = self._inp.source
-        assert source is not None
         try:
-            await self._act(
-                MoneyActivities.move_platform_balance,
-                PlatformMove(
-                    server_id=source.server_id,
-                    login=source.login,
-                    kind=BalanceOpKind.DEPOSIT,
-                    amount=self._money(amount).amount,
-                    ref=platform_ref("wr", self._inp.payment_id),
-                    since=self._inp.created_at,
-                ),
-            )
+            await self._move_on_platform(BalanceOpKind.DEPOSIT, amount, "wr")
         except ActivityError as exc:
             if _refusal_type(exc) is None:
                 raise
@@ -288,6 +264,22 @@ class WithdrawalWorkflow:
             await self._act(
                 WithdrawalActivities.keep_in_wallet, PaymentRef(payment_id=self._inp.payment_id)
             )
+
+    async def _move_on_platform(self, kind: BalanceOpKind, amount: int, ref_prefix: str) -> None:
+        """A balance operation on the source trading account, retry-safe by its reference."""
+        source = self._inp.source
+        assert source is not None
+        await self._act(
+            MoneyActivities.move_platform_balance,
+            PlatformMove(
+                server_id=source.server_id,
+                login=source.login,
+                kind=kind,
+                amount=self._money(amount).amount,
+                ref=platform_ref(ref_prefix, self._inp.payment_id),
+                since=self._inp.created_at,
+            ),
+        )
 
     # ---- signals and queries ------------------------------------------------------------
 

@@ -3,7 +3,6 @@ twice, and the suspense booking when compensation fails."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from typing import Any
@@ -24,10 +23,11 @@ from fxcrm.domain.ledger import TransferKind
 from fxcrm.domain.money import Money
 from fxcrm.domain.transfers import quote
 from fxcrm.ledger import TransferRequest, account_by_code, check_invariants, transfer
-from fxcrm.models import AuditEvent, LedgerTransfer, Payment, PaymentAlert, Trader, TradingAccount
+from fxcrm.models import AuditEvent, LedgerTransfer, Payment, PaymentAlert, TradingAccount
 from fxcrm.models.base import new_id
-from fxcrm.seed import DEMO_SERVER, seed_demo
+from fxcrm.seed import seed_demo
 from fxcrm.workflows.transfer_types import PaymentRef, SettleInput
+from tests.e2e.money import fund_wallet, new_account, new_trader
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -41,54 +41,12 @@ async def brand_id(sessions: Sessions) -> str:
 async def _trader(sessions: Sessions, brand_id: str) -> tuple[str, TradingAccount, TradingAccount]:
     """A trader with two open USD trading accounts on the demo server."""
     async with transaction(sessions) as session:
-        trader = Trader(
-            brand_id=brand_id,
-            email=f"{new_id()}@example.com",
-            password_hash="x",
-            first_name="Anna",
-            last_name="Schmidt",
-            date_of_birth="1985-03-14",
-            phone="+4915112345678",
-            address="{}",
-            country="DE",
-            account_type="retail",
-            status="active",
-            kyc_status="APPROVED",
-        )
+        trader = new_trader(brand_id, kyc_status="APPROVED")
         session.add(trader)
         await session.flush()
-        accounts = [
-            TradingAccount(
-                trader_id=trader.id,
-                brand_id=brand_id,
-                server_id=DEMO_SERVER,
-                platform="mt5",
-                opening_key=new_id(),
-                status="open",
-                login=random.randint(10**8, 10**9),
-                group="real\\retail\\std",
-                leverage=30,
-                currency="USD",
-                account_type="retail",
-            )
-            for _ in range(2)
-        ]
+        accounts = [new_account(trader.id, brand_id) for _ in range(2)]
         session.add_all(accounts)
     return trader.id, accounts[0], accounts[1]
-
-
-async def _fund_wallet(sessions: Sessions, brand_id: str, trader_id: str, amount: str) -> None:
-    async with transaction(sessions) as session:
-        await transfer(
-            session,
-            TransferRequest(
-                idempotency_key=f"test-fund:{new_id()}",
-                debit_account_id=await psp_clearing_account(session, brand_id, "sim", "USD"),
-                credit_account_id=await wallet_account(session, brand_id, trader_id, "USD"),
-                amount=Money.of(amount, "USD"),
-                kind=TransferKind.DEPOSIT,
-            ),
-        )
 
 
 async def _payment(sessions: Sessions, brand_id: str, trader_id: str, **fields: Any) -> str:
@@ -152,7 +110,7 @@ async def _invariants_ok(sessions: Sessions) -> None:
 
 async def test_wallet_to_account_holds_then_posts_once(sessions: Sessions, brand_id: str) -> None:
     trader_id, account, _ = await _trader(sessions, brand_id)
-    await _fund_wallet(sessions, brand_id, trader_id, "250.00")
+    await fund_wallet(sessions, trader_id, "250.00")
     pid = await _payment(
         sessions, brand_id, trader_id, target_kind="account", target_account_id=account.id
     )
@@ -181,7 +139,7 @@ async def test_wallet_to_account_holds_then_posts_once(sessions: Sessions, brand
 
 async def test_hold_refused_without_funds_holds_nothing(sessions: Sessions, brand_id: str) -> None:
     trader_id, account, _ = await _trader(sessions, brand_id)
-    await _fund_wallet(sessions, brand_id, trader_id, "50.00")
+    await fund_wallet(sessions, trader_id, "50.00")
     pid = await _payment(
         sessions, brand_id, trader_id, target_kind="account", target_account_id=account.id
     )
@@ -198,7 +156,7 @@ async def test_hold_refused_without_funds_holds_nothing(sessions: Sessions, bran
 
 async def test_failed_transfer_voids_every_leg(sessions: Sessions, brand_id: str) -> None:
     trader_id, source, target = await _trader(sessions, brand_id)
-    await _fund_wallet(sessions, brand_id, trader_id, "300.00")
+    await fund_wallet(sessions, trader_id, "300.00")
     # Money on the source account first (a completed wallet → account transfer).
     acts = TransferActivities(sessions)
     funding = await _payment(
@@ -242,7 +200,7 @@ async def test_wallet_conversion_books_the_spread_as_revenue(
     sessions: Sessions, brand_id: str
 ) -> None:
     trader_id, _, _ = await _trader(sessions, brand_id)
-    await _fund_wallet(sessions, brand_id, trader_id, "1000.00")
+    await fund_wallet(sessions, trader_id, "1000.00")
     price = DEFAULT_SOURCE.price("USD", "EUR")
     fx = quote(50000, "USD", "EUR", price.rate, price.spread)
     pid = await _payment(
@@ -273,7 +231,7 @@ async def test_stranded_source_is_booked_to_suspense_and_alerted(
     sessions: Sessions, brand_id: str
 ) -> None:
     trader_id, source, target = await _trader(sessions, brand_id)
-    await _fund_wallet(sessions, brand_id, trader_id, "100.00")
+    await fund_wallet(sessions, trader_id, "100.00")
     acts = TransferActivities(sessions)
     funding = await _payment(
         sessions, brand_id, trader_id, target_kind="account", target_account_id=source.id

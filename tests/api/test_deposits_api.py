@@ -20,13 +20,12 @@ from fxcrm.domain.payments import PaymentRules
 from fxcrm.models import Brand, Payment, ProviderWebhook, Trader, TradingAccount
 from fxcrm.seed import DEMO_SERVER
 from fxcrm.workflows.deposit import DepositWorkflow
+from tests.e2e.money import payments_of, verified_trader
 from tests.e2e.payments import (
     CARD_3DS,
     deposit,
     deposit_body,
-    payments_of,
     signed_psp_event,
-    verified_trader,
     wait_payment,
 )
 from tests.e2e.portal import bearer, register, staff_token
@@ -81,14 +80,14 @@ async def test_bad_deposit_is_refused_with_a_code_and_stores_nothing(
     trader_id, token = await verified_trader(stack)
     response = await deposit(stack.http, token, deposit_body(**overrides))
     _problem(response, 422, code)
-    assert await payments_of(stack, trader_id) == 0
+    assert await payments_of(stack.sessions, trader_id) == 0
 
 
 async def test_amount_as_a_json_number_is_refused(stack: Stack) -> None:
     trader_id, token = await verified_trader(stack)
     response = await deposit(stack.http, token, deposit_body(amount=100.5))  # type: ignore[arg-type]
     assert response.status_code == 422
-    assert await payments_of(stack, trader_id) == 0
+    assert await payments_of(stack.sessions, trader_id) == 0
 
 
 async def test_missing_idempotency_key_is_a_400(stack: Stack) -> None:
@@ -97,7 +96,7 @@ async def test_missing_idempotency_key_is_a_400(stack: Stack) -> None:
         "/portal/me/deposits", json=deposit_body(), headers=bearer(token)
     )
     _problem(response, 400, "idempotency_key_required")
-    assert await payments_of(stack, trader_id) == 0
+    assert await payments_of(stack.sessions, trader_id) == 0
 
 
 async def test_kyc_level_too_low_is_refused(stack: Stack) -> None:
@@ -105,7 +104,7 @@ async def test_kyc_level_too_low_is_refused(stack: Stack) -> None:
     trader_id, token = await register(stack.http)  # documents not even uploaded
     response = await deposit(stack.http, token, deposit_body())
     _problem(response, 403, "kyc_level_too_low")
-    assert await payments_of(stack, trader_id) == 0
+    assert await payments_of(stack.sessions, trader_id) == 0
 
 
 async def test_account_target_must_be_the_callers_open_account_in_the_same_currency(
@@ -121,7 +120,7 @@ async def test_account_target_must_be_the_callers_open_account_in_the_same_curre
     _problem(response, 422, "currency_mismatch")
     response = await deposit(stack.http, token, deposit_body(target={"account_id": "nope"}))
     _problem(response, 422, "unknown_account")
-    assert await payments_of(stack, trader_id) == 0
+    assert await payments_of(stack.sessions, trader_id) == 0
 
 
 async def test_same_key_same_body_is_the_same_payment_other_body_a_conflict(stack: Stack) -> None:
@@ -134,7 +133,7 @@ async def test_same_key_same_body_is_the_same_payment_other_body_a_conflict(stac
     assert again.json()["id"] == first.json()["id"]
     conflict = await deposit(stack.http, token, deposit_body(amount="200.00"), key=key)
     _problem(conflict, 422, "idempotency_conflict")
-    assert await payments_of(stack, trader_id) == 1
+    assert await payments_of(stack.sessions, trader_id) == 1
     view = await wait_payment(stack, token, first.json()["id"], "completed")
     assert view["is_ftd"] is True and view["amount_received"] == "100.00"
 

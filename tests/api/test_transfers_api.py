@@ -11,17 +11,10 @@ import pytest
 from sqlalchemy import update
 
 from fxcrm.models import TradingAccount
+from tests.e2e.money import fund_mirror, fund_wallet, payments_of, verified_with_account
 from tests.e2e.portal import bearer, register, staff_token
 from tests.e2e.stack import Stack
-from tests.e2e.transfers import (
-    fund_account_mirror,
-    fund_wallet,
-    payments_of,
-    post_transfer,
-    verified_with_account,
-    wait_transfer,
-    wallet,
-)
+from tests.e2e.transfers import post_transfer, wait_transfer, wallet
 
 
 def body(amount: str = "10.00", **overrides: Any) -> dict[str, Any]:
@@ -32,9 +25,11 @@ def body(amount: str = "10.00", **overrides: Any) -> dict[str, Any]:
     return values
 
 
-async def _refused(stack: Stack, token: str, payload: dict[str, Any], code: str) -> None:
+async def _refused(
+    stack: Stack, token: str, payload: dict[str, Any], code: str, status: int = 422
+) -> None:
     response = await post_transfer(stack.http, token, payload)
-    assert response.status_code == 422, response.text
+    assert response.status_code == status, response.text
     problem = response.json()
     assert problem.get("code", "validation" if "errors" in problem else None) == code, problem
 
@@ -42,7 +37,7 @@ async def _refused(stack: Stack, token: str, payload: dict[str, Any], code: str)
 @pytest.fixture
 async def trader(stack: Stack) -> tuple[str, str, str]:
     trader_id, token, account_id = await verified_with_account(stack)
-    await fund_wallet(stack, trader_id, "100.00")
+    await fund_wallet(stack.sessions, trader_id, "100.00")
     return trader_id, token, account_id
 
 
@@ -62,7 +57,7 @@ async def test_bad_amounts(
 ) -> None:
     trader_id, token, _ = trader
     await _refused(stack, token, body(amount), code)
-    assert await payments_of(stack, trader_id) == 0
+    assert await payments_of(stack.sessions, trader_id) == 0
 
 
 async def test_bad_sources_and_targets(stack: Stack, trader: tuple[str, str, str]) -> None:
@@ -88,7 +83,7 @@ async def test_bad_sources_and_targets(stack: Stack, trader: tuple[str, str, str
     ]
     for payload, code in cases:
         await _refused(stack, token, payload, code)
-    assert await payments_of(stack, trader_id) == 0
+    assert await payments_of(stack.sessions, trader_id) == 0
 
 
 async def test_closed_account_and_kyc_level(stack: Stack, trader: tuple[str, str, str]) -> None:
@@ -100,10 +95,10 @@ async def test_closed_account_and_kyc_level(stack: Stack, trader: tuple[str, str
     target = {"account_id": account_id}
     await _refused(stack, token, body(target=target, target_currency=None), "account_not_open")
     newcomer_id, newcomer = await register(stack.http)  # KYC not approved yet
-    await fund_wallet(stack, newcomer_id, "50.00")
-    await _refused(stack, newcomer, body(), "kyc_level")
-    assert await payments_of(stack, trader_id) == 0
-    assert await payments_of(stack, newcomer_id) == 0
+    await fund_wallet(stack.sessions, newcomer_id, "50.00")
+    await _refused(stack, newcomer, body(), "kyc_level_too_low", status=403)
+    assert await payments_of(stack.sessions, trader_id) == 0
+    assert await payments_of(stack.sessions, newcomer_id) == 0
 
 
 async def test_missing_key_auth_and_roles(stack: Stack, trader: tuple[str, str, str]) -> None:
@@ -116,7 +111,7 @@ async def test_missing_key_auth_and_roles(stack: Stack, trader: tuple[str, str, 
     finance = await staff_token(stack.http, "finance")
     staff = await post_transfer(stack.http, finance, body())
     assert staff.status_code == 403
-    assert await payments_of(stack, trader_id) == 0
+    assert await payments_of(stack.sessions, trader_id) == 0
 
 
 async def test_replay_returns_the_same_transfer_and_conflict_is_refused(
@@ -125,18 +120,18 @@ async def test_replay_returns_the_same_transfer_and_conflict_is_refused(
     trader_id, token, _ = trader
     key = uuid.uuid4().hex
     first = await post_transfer(stack.http, token, body("40.00"), key=key)
-    assert first.status_code == 202, first.text
+    assert first.status_code == 201, first.text
     view = first.json()
     assert view["status"] == "pending" and view["workflow_id"] == f"transfer-{view['payment_id']}"
     assert (view["currency"], view["target"]["currency"]) == ("USD", "EUR")
     assert Decimal(view["fx_rate"]) > 0 and Decimal(view["target_amount"]) > 0
 
     again = await post_transfer(stack.http, token, body("40.00"), key=key)
-    assert again.status_code == 202
+    assert again.status_code == 200
     assert again.json()["payment_id"] == view["payment_id"]
     other = await post_transfer(stack.http, token, body("41.00"), key=key)
-    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
-    assert await payments_of(stack, trader_id) == 1
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_conflict"
+    assert await payments_of(stack.sessions, trader_id) == 1
 
     done = await wait_transfer(stack, token, view["payment_id"])
     assert done["status"] == "completed", done
@@ -144,7 +139,7 @@ async def test_replay_returns_the_same_transfer_and_conflict_is_refused(
     assert await wallet(stack, trader_id, "EUR") == Decimal(done["target_amount"])
     # A replay after completion still answers with the transfer, and moves nothing again.
     late = await post_transfer(stack.http, token, body("40.00"), key=key)
-    assert late.status_code == 202 and late.json()["status"] == "completed"
+    assert late.status_code == 200 and late.json()["status"] == "completed"
     assert await wallet(stack, trader_id) == Decimal("60.00")
 
     listed = await stack.http.get("/portal/me/transfers", headers=bearer(token))
@@ -160,9 +155,9 @@ async def test_account_source_is_checked_against_its_ledger_mirror(
     stack: Stack, trader: tuple[str, str, str]
 ) -> None:
     trader_id, token, account_id = trader
-    await fund_account_mirror(stack, account_id, "30.00")
+    await fund_mirror(stack.sessions, account_id, "30.00")
     source = {"account_id": account_id}
     await _refused(
         stack, token, body("30.01", source=source, target_currency=None), "insufficient_funds"
     )
-    assert await payments_of(stack, trader_id) == 0
+    assert await payments_of(stack.sessions, trader_id) == 0

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from tests.e2e.money import fund_wallet, payments_of
 from tests.e2e.portal import bearer, register, staff_token
 from tests.e2e.stack import Stack
 from tests.e2e.withdrawal_helpers import (
     allowed_trader,
-    fund_wallet,
     key,
-    payments_of,
     status_of,
     transfers_of,
     wallet,
@@ -27,7 +26,7 @@ async def _post(stack: Stack, token: str, body: dict[str, object], headers: dict
 
 async def test_bad_requests_are_refused_and_nothing_moves(stack: Stack) -> None:
     trader_id, token, brand_id = await allowed_trader(stack)
-    await fund_wallet(stack, trader_id, brand_id, "500.00")
+    await fund_wallet(stack.sessions, trader_id, "500.00")
     before = await wallet(stack, trader_id, brand_id)
 
     missing_key = await _post(stack, token, withdrawal_body(), {})
@@ -71,7 +70,7 @@ async def test_bad_requests_are_refused_and_nothing_moves(stack: Stack) -> None:
     malformed = await _post(stack, token, {**withdrawal_body(), "amount": 12.5}, key())
     assert malformed.status_code == 422  # a JSON number is not a decimal string
 
-    assert await payments_of(stack, trader_id) == 0
+    assert await payments_of(stack.sessions, trader_id) == 0
     after = await wallet(stack, trader_id, brand_id)
     assert after.model_dump() == before.model_dump()
 
@@ -79,14 +78,14 @@ async def test_bad_requests_are_refused_and_nothing_moves(stack: Stack) -> None:
 async def test_kyc_level_below_the_brand_rule_is_refused(stack: Stack) -> None:
     trader_id, token = await register(stack.http)  # registered, KYC not approved
     response = await _post(stack, token, withdrawal_body(), key())
-    assert response.status_code == 422
+    assert response.status_code == 403  # the same answer as deposits and transfers give
     assert response.json()["code"] == "kyc_level_too_low"
-    assert await payments_of(stack, trader_id) == 0
+    assert await payments_of(stack.sessions, trader_id) == 0
 
 
 async def test_replay_returns_the_same_withdrawal_and_conflict_is_refused(stack: Stack) -> None:
     trader_id, token, brand_id = await allowed_trader(stack)
-    await fund_wallet(stack, trader_id, brand_id, "300.00")
+    await fund_wallet(stack.sessions, trader_id, "300.00")
     headers = key()
     first = await _post(stack, token, withdrawal_body(amount="100.00"), headers)
     assert first.status_code == 201, first.text
@@ -96,7 +95,7 @@ async def test_replay_returns_the_same_withdrawal_and_conflict_is_refused(stack:
     other = await _post(stack, token, withdrawal_body(amount="150.00"), headers)
     assert other.status_code == 422
     assert other.json()["code"] == "idempotency_conflict"
-    assert await payments_of(stack, trader_id) == 1
+    assert await payments_of(stack.sessions, trader_id) == 1
 
     payment_id = first.json()["id"]
     view = await status_of(stack, token, payment_id, "awaiting_approval")
@@ -108,20 +107,20 @@ async def test_replay_returns_the_same_withdrawal_and_conflict_is_refused(stack:
 
 
 async def test_too_many_pending_withdrawals(stack: Stack) -> None:
-    trader_id, token, brand_id = await allowed_trader(stack)
-    await fund_wallet(stack, trader_id, brand_id, "1000.00")
+    trader_id, token, _ = await allowed_trader(stack)
+    await fund_wallet(stack.sessions, trader_id, "1000.00")
     for _ in range(2):  # the demo brand allows two pending withdrawals
         response = await _post(stack, token, withdrawal_body(amount="50.00"), key())
         assert response.status_code == 201, response.text
     third = await _post(stack, token, withdrawal_body(amount="50.00"), key())
     assert third.status_code == 422
     assert third.json()["code"] == "too_many_pending"
-    assert await payments_of(stack, trader_id) == 2
+    assert await payments_of(stack.sessions, trader_id) == 2
 
 
 async def test_finance_queue_roles_decisions_and_cancel(stack: Stack) -> None:
     trader_id, token, brand_id = await allowed_trader(stack)
-    await fund_wallet(stack, trader_id, brand_id, "400.00")
+    await fund_wallet(stack.sessions, trader_id, "400.00")
     created = await _post(stack, token, withdrawal_body(amount="120.00"), key())
     assert created.status_code == 201, created.text
     payment_id = created.json()["id"]
@@ -180,7 +179,7 @@ async def test_finance_queue_roles_decisions_and_cancel(stack: Stack) -> None:
 
 async def test_finance_reject_and_same_approver_twice(stack: Stack) -> None:
     trader_id, token, brand_id = await allowed_trader(stack)
-    await fund_wallet(stack, trader_id, brand_id, "9000.00")
+    await fund_wallet(stack.sessions, trader_id, "9000.00")
     created = await _post(stack, token, withdrawal_body(amount="6000.00"), key())
     assert created.status_code == 201, created.text
     payment_id = created.json()["id"]

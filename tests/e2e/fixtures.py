@@ -56,3 +56,17 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     async with running_stack(database_url, temporal_env.client, e2e_mt5, e2e_tls[0]) as running:
         yield running
+
+
+@pytest.fixture
+async def stack_without_worker(
+    database_url: str,
+    temporal_env: WorkflowEnvironment,
+    e2e_mt5: Mt5SimulatorThread,
+    e2e_tls: tuple[Path, Path],
+) -> AsyncIterator[Stack]:
+    """The stack with no worker of its own: the test runs it as a process (stack.start_worker)."""
+    async with running_stack(
+        database_url, temporal_env.client, e2e_mt5, e2e_tls[0], in_process_worker=False
+    ) as running:
+        yield running

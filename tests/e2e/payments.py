@@ -7,11 +7,11 @@ import uuid
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 
 from fxcrm.adapters.psp.simulator_client import EVENT_ID_HEADER, SIGNATURE_HEADER, webhook_signature
-from fxcrm.models import LedgerTransfer, Payment, Trader
-from tests.e2e.portal import bearer, register
+from fxcrm.models import LedgerTransfer
+from tests.e2e.portal import bearer
 from tests.e2e.stack import Stack, eventually
 
 CARD_OK = "4242424242424242"
@@ -39,16 +39,6 @@ async def deposit(
     return await http.post("/portal/me/deposits", json=body, headers=headers)
 
 
-async def verified_trader(stack: Stack) -> tuple[str, str]:
-    """A registered trader whose KYC is approved (deposits allowed), without the whole onboarding."""
-    trader_id, token = await register(stack.http)
-    async with stack.sessions() as session, session.begin():
-        await session.execute(
-            update(Trader).where(Trader.id == trader_id).values(kyc_status="GREEN")
-        )
-    return trader_id, token
-
-
 async def payment_status(stack: Stack, token: str, payment_id: str) -> str:
     response = await stack.http.get(f"/portal/me/payments/{payment_id}", headers=bearer(token))
     assert response.status_code == 200, response.text
@@ -64,14 +54,6 @@ async def wait_payment(
         return dict(view) if view["status"] == status else None
 
     return await eventually(check, within=within)  # type: ignore[no-any-return]
-
-
-async def payments_of(stack: Stack, trader_id: str) -> int:
-    async with stack.sessions() as session:
-        count = await session.scalar(
-            select(func.count()).select_from(Payment).where(Payment.trader_id == trader_id)
-        )
-    return int(count or 0)
 
 
 async def deposit_transfers(stack: Stack, payment_id: str) -> list[str]:

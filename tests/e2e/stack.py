@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -33,6 +36,7 @@ from fxcrm.models import PlatformServer
 from fxcrm.seed import DEMO_SERVER, seed_demo
 from fxcrm.worker import build_worker, platform_factory
 
+ROOT = Path(__file__).resolve().parents[2]
 # A committed extract of the real OFAC SDN list (CSV trio).
 SANCTIONS_LIST = Path(__file__).resolve().parents[1] / "fixtures" / "sanctions" / "ofac-sdn-extract"
 
@@ -147,6 +151,30 @@ async def running_stack(
     await psps_for_api.close()
     await kyc_for_api.close()
     await engine.dispose()
+
+
+def start_worker(stack: Stack, log: Path) -> subprocess.Popen[bytes]:
+    """The worker as a process of its own (`fxcrm.cli worker`) on this stack's database, Temporal,
+    task queue and simulators, appending its output to `log`: a test can SIGKILL it. Use it with a
+    stack started with `in_process_worker=False` (the `stack_without_worker` fixture)."""
+    env = {
+        **os.environ,
+        "FXCRM_ENV": "test",
+        "DATABASE_URL": stack.settings.database_url,
+        "FXCRM_TEMPORAL_ADDRESS": stack.settings.temporal_address,
+        "FXCRM_TASK_QUEUE": stack.settings.task_queue,
+        "FXCRM_KYC_BASE_URL": stack.kyc_url,
+        "FXCRM_PSP_SIM_URL": stack.psp_url,
+        "FXCRM_SANCTIONS_PATHS": stack.settings.sanctions_paths,
+        "FXCRM_LOG_JSON": "true",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "fxcrm.cli", "worker"],
+        env=env,
+        cwd=ROOT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 async def eventually(check, within: float = 30.0, interval: float = 0.2):  # type: ignore[no-untyped-def]

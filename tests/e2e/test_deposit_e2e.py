@@ -16,6 +16,7 @@ from sqlalchemy import select
 from fxcrm.domain.ledger import client_trading_code, client_wallet_code
 from fxcrm.ledger import account_by_code, check_invariants
 from fxcrm.models import Payment, PaymentAlert, ProviderWebhook, TradingAccount
+from tests.e2e.money import active_trader
 from tests.e2e.payments import (
     CARD_3DS,
     CARD_DECLINED,
@@ -24,21 +25,7 @@ from tests.e2e.payments import (
     deposit_transfers,
     wait_payment,
 )
-from tests.e2e.portal import bearer, onboarding, register, upload_both
 from tests.e2e.stack import Stack, eventually
-
-
-async def _active_trader(stack: Stack) -> tuple[str, str, dict[str, Any]]:
-    trader_id, token = await register(stack.http)
-    await upload_both(stack.http, token)
-
-    async def active() -> bool:
-        return (await onboarding(stack.http, token))["stage"] == "active"
-
-    await eventually(active, within=60)
-    accounts = (await stack.http.get("/portal/me/accounts", headers=bearer(token))).json()
-    assert len(accounts) == 1 and accounts[0]["currency"] == "USD"
-    return trader_id, token, accounts[0]
 
 
 @pytest.fixture
@@ -73,7 +60,7 @@ async def _balances(stack: Stack, trader_id: str, account: dict[str, Any]) -> tu
 async def test_card_deposits_to_wallet_and_mt5_account_complete_exactly_once(
     stack: Stack,
 ) -> None:
-    trader_id, token, account = await _active_trader(stack)
+    trader_id, token, account = await active_trader(stack)
 
     to_wallet = await deposit(stack.http, token, deposit_body("150.00"))
     assert to_wallet.status_code == 201, to_wallet.text
@@ -112,7 +99,7 @@ async def test_card_deposits_to_wallet_and_mt5_account_complete_exactly_once(
 
 @pytest.mark.usefixtures("faulty_psp")
 async def test_duplicate_and_out_of_order_webhooks_still_credit_once(stack: Stack) -> None:
-    trader_id, token, account = await _active_trader(stack)
+    trader_id, token, account = await active_trader(stack)
     made = await deposit(
         stack.http,
         token,

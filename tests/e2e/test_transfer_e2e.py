@@ -10,11 +10,10 @@ from fxcrm.domain import ledger as rules
 from fxcrm.domain.fx_rates import DEFAULT_SOURCE
 from fxcrm.ledger import check_invariants
 from fxcrm.workflows.transfer_types import TransferState
+from tests.e2e.money import active_trader, fund_wallet
 from tests.e2e.stack import Stack
 from tests.e2e.transfers import (
-    active_trader,
     balance,
-    fund_wallet,
     mirror,
     post_transfer,
     second_account,
@@ -36,7 +35,7 @@ async def _invariants_ok(stack: Stack) -> None:
 async def test_wallet_to_mt5_and_back(stack: Stack) -> None:
     trader_id, token, account = await active_trader(stack)
     login = account["login"]
-    await fund_wallet(stack, trader_id, "500.00")
+    await fund_wallet(stack.sessions, trader_id, "500.00")
     target = {"account_id": account["account_id"]}
 
     sent = await post_transfer(
@@ -44,7 +43,7 @@ async def test_wallet_to_mt5_and_back(stack: Stack) -> None:
         token,
         {"amount": "200.00", "currency": "USD", "source": "wallet", "target": target},
     )
-    assert sent.status_code == 202, sent.text
+    assert sent.status_code == 201, sent.text
     done = await wait_transfer(stack, token, sent.json()["payment_id"])
     assert done["status"] == "completed", done
     assert _platform_balance(stack, login) == Decimal("200.00")
@@ -65,7 +64,7 @@ async def test_wallet_to_mt5_and_back(stack: Stack) -> None:
         token,
         {"amount": "50.00", "currency": "USD", "source": target, "target": "wallet"},
     )
-    assert back.status_code == 202, back.text
+    assert back.status_code == 201, back.text
     done = await wait_transfer(stack, token, back.json()["payment_id"])
     assert done["status"] == "completed", done
     assert _platform_balance(stack, login) == Decimal("150.00")
@@ -77,7 +76,7 @@ async def test_wallet_to_mt5_and_back(stack: Stack) -> None:
 async def test_withdrawal_beyond_free_margin_moves_nothing(stack: Stack) -> None:
     trader_id, token, account = await active_trader(stack)
     login = account["login"]
-    await fund_wallet(stack, trader_id, "200.00")
+    await fund_wallet(stack.sessions, trader_id, "200.00")
     target = {"account_id": account["account_id"]}
     sent = await post_transfer(
         stack.http,
@@ -93,7 +92,7 @@ async def test_withdrawal_beyond_free_margin_moves_nothing(stack: Stack) -> None
         token,
         {"amount": "100.00", "currency": "USD", "source": target, "target": "wallet"},
     )
-    assert back.status_code == 202, back.text  # the API does not ask the platform
+    assert back.status_code == 201, back.text  # the API does not ask the platform
     done = await wait_transfer(stack, token, back.json()["payment_id"])
     assert (done["status"], done["failure_code"]) == ("failed", "insufficient_free_margin")
     assert _platform_balance(stack, login) == Decimal("200.00")
@@ -104,7 +103,7 @@ async def test_withdrawal_beyond_free_margin_moves_nothing(stack: Stack) -> None
 
 async def test_usd_to_eur_wallet_conversion_books_the_spread(stack: Stack) -> None:
     trader_id, token, _ = await active_trader(stack)
-    await fund_wallet(stack, trader_id, "1000.00")
+    await fund_wallet(stack.sessions, trader_id, "1000.00")
     revenue = rules.broker_revenue_code("EUR")
     revenue_before = await balance(stack, trader_id, revenue)
 
@@ -119,7 +118,7 @@ async def test_usd_to_eur_wallet_conversion_books_the_spread(stack: Stack) -> No
             "target_currency": "EUR",
         },
     )
-    assert sent.status_code == 202, sent.text
+    assert sent.status_code == 201, sent.text
     done = await wait_transfer(stack, token, sent.json()["payment_id"])
     assert done["status"] == "completed", done
 
@@ -137,7 +136,7 @@ async def test_usd_to_eur_wallet_conversion_books_the_spread(stack: Stack) -> No
 async def test_account_to_account_and_compensation(stack: Stack) -> None:
     trader_id, token, first = await active_trader(stack)
     second = await second_account(stack, trader_id)
-    await fund_wallet(stack, trader_id, "300.00")
+    await fund_wallet(stack.sessions, trader_id, "300.00")
     source = {"account_id": first["account_id"]}
     funded = await post_transfer(
         stack.http,

@@ -16,13 +16,12 @@ from fxcrm.ledger import check_invariants
 from fxcrm.models import Payment
 from fxcrm.models.base import new_id
 from fxcrm.worker import platform_factory
-from tests.e2e.portal import bearer, onboarding, register, staff_token, upload_both
+from tests.e2e.money import active_trader, fund_mirror, fund_wallet
+from tests.e2e.portal import bearer, staff_token
 from tests.e2e.stack import Stack, eventually
 from tests.e2e.withdrawal_helpers import (
     allowed_trader,
     brand_of,
-    fund_mirror,
-    fund_wallet,
     key,
     ledger_account,
     staff_user,
@@ -51,7 +50,7 @@ async def _decide(stack: Stack, token: str, payment_id: str, decision: str = "ap
 
 async def test_four_eyes_withdrawal_is_paid_and_the_hold_posted(stack: Stack) -> None:
     trader_id, token, brand_id = await allowed_trader(stack)
-    await fund_wallet(stack, trader_id, brand_id, "8000.00")
+    await fund_wallet(stack.sessions, trader_id, "8000.00")
     created = await stack.http.post(
         "/portal/me/withdrawals",
         json=withdrawal_body(amount="6000.00"),
@@ -98,30 +97,17 @@ async def _queue_shows_approvals(stack: Stack, token: str, payment_id: str, n: i
     return any(i["id"] == payment_id and i["approvals_so_far"] == n for i in queue)
 
 
-async def _active_trader_with_mt5_account(stack: Stack) -> tuple[str, str, dict[str, Any]]:
-    trader_id, token = await register(stack.http)
-    await upload_both(stack.http, token)
-
-    async def active() -> bool:
-        return (await onboarding(stack.http, token))["stage"] == "active"
-
-    await eventually(active, within=60.0)
-    accounts = (await stack.http.get("/portal/me/accounts", headers=bearer(token))).json()
-    assert len(accounts) == 1
-    return trader_id, token, accounts[0]
-
-
 async def test_withdrawal_from_the_mt5_account_keeps_platform_and_mirror_equal(
     stack: Stack,
 ) -> None:
-    trader_id, token, account = await _active_trader_with_mt5_account(stack)
+    trader_id, token, account = await active_trader(stack)
     platforms = PlatformRegistry(platform_factory(stack.sessions, stack.settings))
     try:
         gateway = await platforms.get(account["server_id"])
         login = account["login"]
         # Fund the account as a deposit would: the platform and its ledger mirror together.
         await gateway.balance_op(login, BalanceOpKind.DEPOSIT, Decimal("3000"), "test:fund")
-        mirror = await fund_mirror(stack, account["account_id"], "3000.00")
+        mirror = await fund_mirror(stack.sessions, account["account_id"], "3000.00")
 
         finance = await staff_token(stack.http, "finance")
         source = {"account_id": account["account_id"]}
@@ -234,14 +220,14 @@ async def _card_deposit(stack: Stack, trader_id: str, brand_id: str, amount: str
                 details={},
             )
         )
-    await fund_wallet(stack, trader_id, brand_id, amount)
+    await fund_wallet(stack.sessions, trader_id, amount)
     return result.provider_ref
 
 
 async def test_card_deposits_are_refunded_first_the_rest_paid_by_wire(stack: Stack) -> None:
     trader_id, token, brand_id = await allowed_trader(stack)
     deposit_ref = await _card_deposit(stack, trader_id, brand_id, "200.00")
-    await fund_wallet(stack, trader_id, brand_id, "300.00")  # e.g. a wire deposit
+    await fund_wallet(stack.sessions, trader_id, "300.00")  # e.g. a wire deposit
 
     to_card = await stack.http.post(
         "/portal/me/withdrawals",

@@ -1,5 +1,5 @@
-"""What the transfer tests share: traders with accounts, funding through the ledger, the portal's
-transfer calls, and reading ledger balances (shared by API and e2e tests)."""
+"""What the transfer tests share: a second trading account, the portal's transfer calls, and
+reading ledger balances (shared by API and e2e tests; traders and funding: tests.e2e.money)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,13 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select, update
 
-from fxcrm.activities.money import psp_clearing_account, trading_mirror_account, wallet_account
 from fxcrm.domain import ledger as rules
-from fxcrm.domain.ledger import TransferKind
-from fxcrm.domain.money import Money
-from fxcrm.ledger import TransferRequest, account_by_code, transfer
-from fxcrm.models import Payment, Trader, TradingAccount
-from fxcrm.models.base import new_id
+from fxcrm.ledger import account_by_code
+from fxcrm.models import Trader
 from fxcrm.seed import DEMO_SERVER
-from tests.e2e.portal import bearer, onboarding, register, upload_both
+from tests.e2e.money import add_account
+from tests.e2e.portal import bearer
 from tests.e2e.stack import Stack, eventually
 
 
@@ -46,47 +42,6 @@ async def wait_transfer(
     return await eventually(check, within=within)
 
 
-async def verified_with_account(stack: Stack, login: int | None = None) -> tuple[str, str, str]:
-    """A KYC-approved trader with an open USD account row (no platform user behind it unless
-    `login` names one): enough for the API's checks. Returns (trader id, token, account id)."""
-    trader_id, token = await register(stack.http)
-    async with stack.sessions() as session, session.begin():
-        await session.execute(
-            update(Trader).where(Trader.id == trader_id).values(kyc_status="GREEN")
-        )
-        trader = await session.get(Trader, trader_id)
-        assert trader is not None
-        account = TradingAccount(
-            trader_id=trader_id,
-            brand_id=trader.brand_id,
-            server_id=DEMO_SERVER,
-            platform="mt5",
-            opening_key=new_id(),
-            status="open",
-            login=login or random.randint(10**8, 10**9),
-            group="real\\retail\\std",
-            leverage=30,
-            currency="USD",
-            account_type="retail",
-        )
-        session.add(account)
-    return trader_id, token, account.id
-
-
-async def active_trader(stack: Stack) -> tuple[str, str, dict[str, Any]]:
-    """A trader through the whole onboarding, with a real MT5 account on the simulator."""
-    trader_id, token = await register(stack.http)
-    await upload_both(stack.http, token)
-
-    async def active() -> bool:
-        return (await onboarding(stack.http, token))["stage"] == "active"
-
-    await eventually(active, within=60)
-    accounts = (await stack.http.get("/portal/me/accounts", headers=bearer(token))).json()
-    assert len(accounts) == 1 and accounts[0]["status"] == "open"
-    return trader_id, token, dict(accounts[0])
-
-
 async def second_account(
     stack: Stack, trader_id: str, *, on_platform: bool = True
 ) -> dict[str, Any]:
@@ -102,64 +57,7 @@ async def second_account(
         login = user.login
     else:
         login = random.randint(10**8, 10**9)
-    async with stack.sessions() as session, session.begin():
-        trader = await session.get(Trader, trader_id)
-        assert trader is not None
-        account = TradingAccount(
-            trader_id=trader_id,
-            brand_id=trader.brand_id,
-            server_id=DEMO_SERVER,
-            platform="mt5",
-            opening_key=new_id(),
-            status="open",
-            login=login,
-            group="real\\retail\\std",
-            leverage=30,
-            currency="USD",
-            account_type="retail",
-        )
-        session.add(account)
-    return {"account_id": account.id, "login": login}
-
-
-async def fund_wallet(stack: Stack, trader_id: str, amount: str, currency: str = "USD") -> None:
-    """Money in the wallet as a settled deposit would leave it: PSP clearing → wallet."""
-    async with stack.sessions() as session, session.begin():
-        trader = await session.get(Trader, trader_id)
-        assert trader is not None
-        await transfer(
-            session,
-            TransferRequest(
-                idempotency_key=f"test-fund:{uuid.uuid4().hex}",
-                debit_account_id=await psp_clearing_account(
-                    session, trader.brand_id, "sim", currency
-                ),
-                credit_account_id=await wallet_account(
-                    session, trader.brand_id, trader_id, currency
-                ),
-                amount=Money.of(amount, currency),
-                kind=TransferKind.DEPOSIT,
-            ),
-        )
-
-
-async def fund_account_mirror(stack: Stack, account_id: str, amount: str) -> None:
-    """Only the ledger side of a platform deposit (for API checks that never reach a platform)."""
-    async with stack.sessions() as session, session.begin():
-        account = await session.get(TradingAccount, account_id)
-        assert account is not None
-        await transfer(
-            session,
-            TransferRequest(
-                idempotency_key=f"test-fund:{uuid.uuid4().hex}",
-                debit_account_id=await psp_clearing_account(
-                    session, account.brand_id, "sim", account.currency
-                ),
-                credit_account_id=await trading_mirror_account(session, account),
-                amount=Money.of(amount, account.currency),
-                kind=TransferKind.DEPOSIT,
-            ),
-        )
+    return {"account_id": await add_account(stack.sessions, trader_id, login), "login": login}
 
 
 async def balance(stack: Stack, trader_id: str, code: str) -> Decimal:
@@ -180,11 +78,3 @@ async def wallet(stack: Stack, trader_id: str, currency: str = "USD") -> Decimal
 
 async def mirror(stack: Stack, trader_id: str, login: int) -> Decimal:
     return await balance(stack, trader_id, rules.client_trading_code(trader_id, DEMO_SERVER, login))
-
-
-async def payments_of(stack: Stack, trader_id: str) -> int:
-    async with stack.sessions() as session:
-        count = await session.scalar(
-            select(func.count()).select_from(Payment).where(Payment.trader_id == trader_id)
-        )
-    return int(count or 0)

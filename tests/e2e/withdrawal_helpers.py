@@ -1,5 +1,5 @@
-"""What the withdrawal API and end-to-end tests share: a trader allowed to withdraw, money put
-straight into the ledger (a deposit-like transfer from PSP clearing), staff users, and reads."""
+"""What the withdrawal API and end-to-end tests share: a trader allowed to withdraw, staff users,
+and reads (funding the ledger: tests.e2e.money)."""
 
 from __future__ import annotations
 
@@ -7,23 +7,20 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 
-from fxcrm.activities.money import psp_clearing_account, trading_mirror_account, wallet_account
+from fxcrm.activities.money import wallet_account
 from fxcrm.core.db import transaction
 from fxcrm.core.security import hash_password
-from fxcrm.domain.ledger import TransferKind
-from fxcrm.domain.money import Money
-from fxcrm.ledger import AccountView, TransferRequest, get_account, transfer
+from fxcrm.ledger import AccountView, get_account
 from fxcrm.models import (
     LedgerTransfer,
-    Payment,
     StaffBrand,
     StaffUser,
     Trader,
-    TradingAccount,
 )
-from tests.e2e.portal import bearer, register
+from tests.e2e.money import verified_trader
+from tests.e2e.portal import bearer
 from tests.e2e.stack import Stack, eventually
 
 BANK_WIRE = {
@@ -54,61 +51,10 @@ def key() -> dict[str, str]:
 
 
 async def allowed_trader(stack: Stack) -> tuple[str, str, str]:
-    """A registered trader whose KYC is approved (set in the database: onboarding itself is
-    tested elsewhere). Returns (trader id, token, brand id)."""
-    trader_id, token = await register(stack.http)
-
-    async def applicant_opened() -> bool:
-        async with stack.sessions() as session:
-            trader = await session.get(Trader, trader_id)
-            return trader is not None and trader.kyc_applicant_id is not None
-
-    # After the onboarding workflow's own KYC writes, so that they cannot overwrite ours.
-    await eventually(applicant_opened)
-    async with transaction(stack.sessions) as session:
-        await session.execute(
-            update(Trader).where(Trader.id == trader_id).values(kyc_status="GREEN")
-        )
-        brand_id = await session.scalar(select(Trader.brand_id).where(Trader.id == trader_id))
-    assert brand_id is not None
-    return trader_id, token, brand_id
-
-
-async def fund_wallet(stack: Stack, trader_id: str, brand_id: str, amount: str) -> None:
-    """As a settled deposit would: debit PSP clearing, credit the wallet."""
-    async with transaction(stack.sessions) as session:
-        wallet = await wallet_account(session, brand_id, trader_id, "USD")
-        clearing = await psp_clearing_account(session, brand_id, "sim", "USD")
-        await transfer(
-            session,
-            TransferRequest(
-                idempotency_key=f"test-funding:{uuid.uuid4().hex}",
-                debit_account_id=clearing,
-                credit_account_id=wallet,
-                amount=Money.of(amount, "USD"),
-                kind=TransferKind.DEPOSIT,
-            ),
-        )
-
-
-async def fund_mirror(stack: Stack, account_id: str, amount: str) -> str:
-    """The ledger side of a platform deposit to a trading account; returns the mirror's id."""
-    async with transaction(stack.sessions) as session:
-        account = await session.get(TradingAccount, account_id)
-        assert account is not None
-        mirror = await trading_mirror_account(session, account)
-        clearing = await psp_clearing_account(session, account.brand_id, "sim", account.currency)
-        await transfer(
-            session,
-            TransferRequest(
-                idempotency_key=f"test-funding:{uuid.uuid4().hex}",
-                debit_account_id=clearing,
-                credit_account_id=mirror,
-                amount=Money.of(amount, account.currency),
-                kind=TransferKind.DEPOSIT,
-            ),
-        )
-        return mirror
+    """A registered trader whose KYC is approved (tests.e2e.money.verified_trader). Returns
+    (trader id, token, brand id)."""
+    trader_id, token = await verified_trader(stack)
+    return trader_id, token, await brand_of(stack, trader_id)
 
 
 async def brand_of(stack: Stack, trader_id: str) -> str:
@@ -126,14 +72,6 @@ async def wallet(stack: Stack, trader_id: str, brand_id: str) -> AccountView:
 async def ledger_account(stack: Stack, account_id: str) -> AccountView:
     async with stack.sessions() as session:
         return await get_account(session, account_id)
-
-
-async def payments_of(stack: Stack, trader_id: str) -> int:
-    async with stack.sessions() as session:
-        count = await session.scalar(
-            select(func.count()).select_from(Payment).where(Payment.trader_id == trader_id)
-        )
-        return int(count or 0)
 
 
 async def transfers_of(stack: Stack, payment_id: str) -> dict[str, LedgerTransfer]:

@@ -28,7 +28,8 @@ from fxcrm.core.db import transaction
 from fxcrm.domain.ledger import AccountKind, TransferKind, client_trading_code
 from fxcrm.domain.money import Money
 from fxcrm.ledger import AccountSpec, TransferRequest, check_invariants, open_account, transfer
-from fxcrm.models import Brand, LedgerAccount, LedgerTransfer, Payment, Trader
+from fxcrm.models import Brand, LedgerAccount, LedgerTransfer, Payment
+from tests.e2e.money import new_trader
 
 
 async def seed_trader(
@@ -42,19 +43,7 @@ async def seed_trader(
             session.add(brand)
             await session.flush()
             brand_id = brand.id
-        trader = Trader(
-            brand_id=brand_id,
-            email=f"{uuid.uuid4().hex[:10]}@example.com",
-            password_hash="x",
-            first_name="Rae",
-            last_name="Conn",
-            date_of_birth="1980-01-01",
-            phone="+35799000000",
-            address="{}",
-            country="CY",
-            account_type="retail",
-            status="active",
-        )
+        trader = new_trader(brand_id)
         session.add(trader)
         await session.flush()
         return brand_id, trader.id

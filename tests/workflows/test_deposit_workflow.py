@@ -35,6 +35,7 @@ from fxcrm.workflows.deposit_types import (
     StatusOut,
 )
 from tests.conftest import temporal_test_server
+from tests.workflows.histories import record
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -213,6 +214,7 @@ async def test_3ds_then_webhook_credits_the_trading_account_once(env: WorkflowEn
         await handle.signal(DepositWorkflow.psp_event, succeeded)  # redelivered
         result = await handle.result()
         state = await handle.query(DepositWorkflow.state)
+        await record(handle, "deposit_3ds_to_account")
     assert result.status == "completed"
     assert fake.calls.count("credit") == 1
     assert fake.calls.count("platform") == 1
@@ -238,6 +240,7 @@ async def test_duplicate_and_out_of_order_webhooks_credit_once(env: WorkflowEnvi
         await handle.signal(DepositWorkflow.psp_event, newer)
         result = await handle.result()
         state = await handle.query(DepositWorkflow.state)
+        await record(handle, "deposit_out_of_order")
     assert result.status == "completed"
     assert fake.calls.count("credit") == 1
     assert state.events_seen == 2
@@ -249,6 +252,7 @@ async def test_decline_posts_nothing(env: WorkflowEnvironment) -> None:
     worker, handle = await _start(env, fake, to_account=True)
     async with worker:
         result = await handle.result()
+        await record(handle, "deposit_declined")
     assert result.status == "failed"
     assert result.failure_code == "card_declined"
     assert fake.calls == ["create"]

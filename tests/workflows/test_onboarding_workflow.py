@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from temporalio import activity
@@ -45,8 +43,7 @@ from fxcrm.workflows.onboarding_types import (
     TraderRef,
 )
 from tests.conftest import temporal_test_server
-
-HISTORIES = Path(__file__).parent / "histories"
+from tests.workflows.histories import record
 
 
 class FakeActivities:
@@ -202,13 +199,6 @@ async def _wait_stage(
     raise AssertionError(f"never reached {stage}; at {state.stage}")
 
 
-async def _record(handle: WorkflowHandle[OnboardingWorkflow, OnboardingResult], name: str) -> None:
-    """FXCRM_RECORD_HISTORIES=1 refreshes the committed histories that the replay test replays."""
-    if os.environ.get("FXCRM_RECORD_HISTORIES") == "1":
-        history = await handle.fetch_history()
-        (HISTORIES / f"{name}.json").write_text(history.to_json())
-
-
 async def test_clean_trader_becomes_active_with_one_account(env: WorkflowEnvironment) -> None:
     fake = FakeActivities()
     worker, handle = await _start(env, fake)
@@ -218,7 +208,7 @@ async def test_clean_trader_becomes_active_with_one_account(env: WorkflowEnviron
         await handle.signal(OnboardingWorkflow.kyc_event, _kyc("APPROVED", "e1"))
         await handle.signal(OnboardingWorkflow.kyc_event, _kyc("APPROVED", "e1"))  # redelivery
         result = await handle.result()
-        await _record(handle, "onboarding_active")
+        await record(handle, "onboarding_active")
     assert result.outcome == Stage.ACTIVE
     assert result.login == 500001
     assert fake.accounts_opened == 1
@@ -238,7 +228,7 @@ async def test_reminder_after_three_days_then_expiry_after_thirty(env: WorkflowE
     async with worker:
         result = await handle.result()  # time skips: nobody uploads anything
         state = await handle.query(OnboardingWorkflow.get_state)
-        await _record(handle, "onboarding_expired")
+        await record(handle, "onboarding_expired")
     assert result.outcome == Stage.EXPIRED
     assert fake.notifications.count("docs-reminder-0") == 1
     assert state.reminders_sent == 1
@@ -290,7 +280,7 @@ async def test_possible_match_waits_for_compliance_and_refuses_wrong_role(
             ),
         )
         result = await handle.result()
-        await _record(handle, "onboarding_compliance_cleared")
+        await record(handle, "onboarding_compliance_cleared")
     assert result.outcome == Stage.ACTIVE
     assert "compliance:clear:staff-cmp" in fake.calls
     assert any(a.action == "onboarding.signal_refused.compliance_decision" for a in fake.audits)

@@ -30,6 +30,7 @@ from fxcrm.workflows.transfer_types import (
     TransferStage,
 )
 from tests.conftest import temporal_test_server
+from tests.workflows.histories import record
 
 SOURCE = PlatformLeg(
     account_id="acc-src", server_id="mt5-a", login=1001, amount=Decimal("100.00"), ref="to:p1"
@@ -98,7 +99,9 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         yield environment
 
 
-async def _run(env: WorkflowEnvironment, fake: Fake) -> tuple[TransferResult, str]:
+async def _run(
+    env: WorkflowEnvironment, fake: Fake, history: str | None = None
+) -> tuple[TransferResult, str]:
     queue = f"transfer-{uuid.uuid4()}"
     workflow_id = f"transfer-{uuid.uuid4().hex}"
     async with Worker(
@@ -113,6 +116,8 @@ async def _run(env: WorkflowEnvironment, fake: Fake) -> tuple[TransferResult, st
         result = await handle.result()
         state = await handle.query(TransferWorkflow.state)
         described = await handle.describe()
+        if history:
+            await record(handle, history)
     assert described.status == WorkflowExecutionStatus.COMPLETED
     assert state.stage.value == described.typed_search_attributes.get(STAGE)
     return result, state.stage.value
@@ -120,7 +125,7 @@ async def _run(env: WorkflowEnvironment, fake: Fake) -> tuple[TransferResult, st
 
 async def test_wallet_to_account_holds_then_deposits_then_posts(env: WorkflowEnvironment) -> None:
     fake = Fake(deposit=True)
-    result, stage = await _run(env, fake)
+    result, stage = await _run(env, fake, history="transfer_wallet_to_account")
     assert result.status == "completed" and stage == TransferStage.COMPLETED
     assert fake.steps == ["hold", "deposit:ti:p1", "settle:completed"]
     assert fake.settled[0].tickets == {"deposit": "t-ti:p1"}
@@ -131,7 +136,7 @@ async def test_wallet_to_account_refused_by_platform_voids_the_hold(
 ) -> None:
     fake = Fake(deposit=True)
     fake.platform_errors["ti:p1"] = [_refusal("invalid_request")]
-    result, stage = await _run(env, fake)
+    result, stage = await _run(env, fake, history="transfer_refused")
     assert result.status == "failed" and stage == TransferStage.FAILED
     assert fake.steps == ["hold", "deposit:ti:p1", "settle:failed"]
     assert fake.settled[0].failure_code == "target_refused"

@@ -41,6 +41,7 @@ from fxcrm.workflows.withdrawal_types import (
     WithdrawalState,
 )
 from tests.conftest import temporal_test_server
+from tests.workflows.histories import record
 
 TRADER = "trader-1"
 AMOUNT = 600_000  # 6,000.00: above the default four-eyes threshold
@@ -251,6 +252,7 @@ async def test_four_eyes_two_distinct_approvers_then_paid(env: WorkflowEnvironme
         await handle.signal(WithdrawalWorkflow.psp_event, _payout_event("evt-1"))
         await handle.signal(WithdrawalWorkflow.psp_event, _payout_event("evt-1"))  # redelivered
         result = await handle.result()
+        await record(handle, "withdrawal_four_eyes_paid")
     assert result.status == WithdrawalStatus.PAID
     assert [a.approver_id for a in result.approvals] == ["fin-a", "fin-b"]
     assert [s.status for s in fake.statuses] == [WithdrawalStatus.APPROVED, WithdrawalStatus.PAID]

@@ -4,27 +4,15 @@ reads its own payments; finance, support and auditors read their brands' payment
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-import structlog
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
 
 from fxcrm.adapters.psp.base import PaymentMethod
 from fxcrm.api.deps import (
@@ -38,21 +26,29 @@ from fxcrm.api.deps import (
     require,
 )
 from fxcrm.api.errors import Problem
-from fxcrm.core.audit import Actor, append_audit
-from fxcrm.core.temporal import BRAND, STAGE, TRADER_ID
-from fxcrm.domain.brand import BrandConfig
+from fxcrm.api.payment_requests import (
+    audit_requested,
+    brand_code,
+    brand_rules,
+    check_kyc,
+    earlier_request,
+    insert_payment,
+    own_open_account,
+    refused,
+    start_payment_workflow,
+    trader_with_rules,
+)
+from fxcrm.core.audit import Actor
 from fxcrm.domain.money import Money
 from fxcrm.domain.payments import (
     DepositStatus,
     PaymentError,
     PaymentRules,
     check_deposit,
-    kyc_allows,
-    kyc_level,
     parse_amount,
 )
 from fxcrm.domain.withdrawals import instrument_fingerprint
-from fxcrm.models import Brand, Payment, Trader, TradingAccount
+from fxcrm.models import Payment, Trader, TradingAccount
 from fxcrm.models.base import new_id
 from fxcrm.workflows.deposit_types import (
     WORKFLOW_NAME,
@@ -61,7 +57,6 @@ from fxcrm.workflows.deposit_types import (
 )
 
 router = APIRouter(tags=["payments"])
-log = structlog.get_logger(__name__)
 StaffReader = Annotated[Principal, Depends(require("finance", "admin", "support", "auditor"))]
 
 # How long POST /deposits waits for the PSP's next action (3-D Secure link, address, wire).
@@ -179,21 +174,6 @@ def _common(p: Payment) -> dict[str, Any]:
     }
 
 
-def _refused(exc: PaymentError, status_code: int = 422) -> Problem:
-    return Problem(
-        status_code,
-        "Deposit refused",
-        str(exc),
-        type_=f"/problems/payments/{exc.code}",
-        code=exc.code,
-    )
-
-
-def _request_hash(body: DepositRequest) -> str:
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 # ---------------------------------------------------------------- portal: deposit
 
 
@@ -213,26 +193,16 @@ async def create_deposit(
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> PaymentView:
-    if not idempotency_key or not idempotency_key.strip():
-        raise Problem(
-            400,
-            "Idempotency-Key required",
-            "send an Idempotency-Key header so that a retried request is not a second deposit",
-            type_="/problems/payments/idempotency_key_required",
-            code="idempotency_key_required",
-        )
-    request_hash = _request_hash(body)
-    existing = await _by_key(session, me.id, idempotency_key)
+    key, digest, existing = await earlier_request(session, me.id, idempotency_key, body, "deposit")
     if existing is not None:
-        return await _replay(existing, request_hash, session, temporal, settings, response)
+        return await _replay(existing, session, temporal, settings, response)
 
-    trader = await session.get(Trader, me.id)
-    brand = await session.get(Brand, trader.brand_id) if trader else None
-    if trader is None or brand is None:
-        raise Problem(404, "Not found", "trader not found")
-    rules = BrandConfig.model_validate(brand.config).payments
-    amount, account = await _validate(session, trader, rules, body)
-    fingerprint = _fingerprint(settings.secret_key.encode(), body)
+    trader, brand, rules = await trader_with_rules(session, me.id)
+    try:
+        amount, account = await _validate(session, trader, rules, body)
+        fingerprint = _fingerprint(settings.secret_key.encode(), body)
+    except PaymentError as exc:
+        raise refused(exc, "Deposit") from exc
 
     payment_id = new_id()  # chosen here: the workflow id is derived from it
     payment = Payment(
@@ -241,8 +211,8 @@ async def create_deposit(
         trader_id=trader.id,
         kind="deposit",
         status=DepositStatus.CREATED.value,
-        idempotency_key=idempotency_key,
-        request_hash=request_hash,
+        idempotency_key=key,
+        request_hash=digest,
         currency=amount.currency,
         amount=amount.to_minor(),
         source_kind="psp",
@@ -256,84 +226,44 @@ async def create_deposit(
         risk_flags=[],
         workflow_id=deposit_workflow_id(payment_id),
     )
-    session.add(payment)
-    try:
-        await session.flush()
-    except IntegrityError:
-        # The same key raced in from a retry: answer as that request.
-        await session.rollback()
-        again = await _by_key(session, me.id, idempotency_key)
-        if again is None:
-            raise
-        return await _replay(again, request_hash, session, temporal, settings, response)
-    await append_audit(
+    raced = await insert_payment(session, payment)
+    if raced is not None:  # the same key raced in from a retry: answer as that request
+        return await _replay(raced, session, temporal, settings, response)
+    await audit_requested(
         session,
-        actor=Actor(type="trader", id=trader.id),
-        action="deposit.requested",
-        entity_type="payment",
-        entity_id=payment.id,
-        brand_id=payment.brand_id,
-        after={
+        payment,
+        Actor(type="trader", id=trader.id),
+        {
             "amount": str(amount.amount),
             "currency": amount.currency,
             "method": body.method,
             "target": payment.target_kind,
             "target_account_id": payment.target_account_id,
         },
-        workflow_id=payment.workflow_id,
-        event_key=f"payment:{payment.id}:requested",
     )
-    inp = DepositInput(
-        payment_id=payment.id,
-        trader_id=trader.id,
-        brand_id=trader.brand_id,
-        method=body.method,
-        to_account=account is not None,
-        expiry=rules.expiry_for(body.method),
-    )
-    brand_code = brand.code
+    code = brand.code
     await session.commit()  # the row exists before its workflow; the session holds nothing now
-    await start_deposit(temporal, settings.task_queue, inp, brand_code)
+    await _start(temporal, settings.task_queue, payment, rules, code)
     return payment_view(await _wait_for_next_action(session, payment.id))
 
 
 async def _validate(
     session: AsyncSession, trader: Trader, rules: PaymentRules, body: DepositRequest
 ) -> tuple[Money, TradingAccount | None]:
-    try:
-        amount = parse_amount(body.amount, body.currency)
-        if body.method not in {m.value for m in PaymentMethod}:
-            raise PaymentError("unsupported_method", f"deposits by {body.method!r} are unknown")
-    except PaymentError as exc:
-        raise _refused(exc) from exc
-    level = kyc_level(trader.status, trader.kyc_status)
-    if not kyc_allows(level, rules.deposit_kyc_level):
-        raise _refused(
-            PaymentError(
-                "kyc_level_too_low",
-                f"deposits need KYC level {rules.deposit_kyc_level.value}; yours is {level.value}",
-            ),
-            403,
-        )
+    amount = parse_amount(body.amount, body.currency)
+    if body.method not in {m.value for m in PaymentMethod}:
+        raise PaymentError("unsupported_method", f"deposits by {body.method!r} are unknown")
+    check_kyc(trader, rules.deposit_kyc_level, "deposits")
     account = None
     if isinstance(body.target, AccountTarget):
-        account = await session.get(TradingAccount, body.target.account_id)
-        if account is None or account.trader_id != trader.id:
-            raise _refused(PaymentError("unknown_account", "no such trading account of yours"))
-        if account.status != "open" or account.login is None:
-            raise _refused(PaymentError("account_not_open", "the trading account is not open"))
-        if account.currency != amount.currency:
-            raise _refused(
-                PaymentError(
-                    "currency_mismatch",
-                    f"the account is in {account.currency}; deposit {account.currency} to it, "
-                    "or deposit to the wallet and transfer",
-                )
-            )
-    try:
-        check_deposit(rules, amount, body.method, await _today_total(session, trader.id, amount))
-    except PaymentError as exc:
-        raise _refused(exc) from exc
+        account = await own_open_account(
+            session,
+            trader.id,
+            body.target.account_id,
+            amount.currency,
+            hint="; deposit to the wallet and transfer",
+        )
+    check_deposit(rules, amount, body.method, await _today_total(session, trader.id, amount))
     return amount, account
 
 
@@ -341,10 +271,7 @@ def _fingerprint(pepper: bytes, body: DepositRequest) -> str | None:
     """The instrument's fingerprint, the same function withdrawals use to compare destinations."""
     if body.instrument is None:
         return None
-    try:
-        return instrument_fingerprint(pepper, body.method, body.instrument)
-    except PaymentError as exc:
-        raise _refused(exc) from exc
+    return instrument_fingerprint(pepper, body.method, body.instrument)
 
 
 async def _today_total(session: AsyncSession, trader_id: str, amount: Money) -> Decimal:
@@ -362,84 +289,47 @@ async def _today_total(session: AsyncSession, trader_id: str, amount: Money) -> 
     return Money.from_minor(int(minor or 0), amount.currency).amount
 
 
-async def _by_key(session: AsyncSession, trader_id: str, key: str) -> Payment | None:
-    return await session.scalar(
-        select(Payment).where(Payment.trader_id == trader_id, Payment.idempotency_key == key)
-    )
-
-
 async def _replay(
     payment: Payment,
-    request_hash: str,
     session: AsyncSession,
     temporal: Client,
     settings: SettingsDep,
     response: Response,
 ) -> PaymentView:
-    """The same Idempotency-Key again: the same body gets the same payment, another body a 422."""
-    if payment.request_hash != request_hash or payment.kind != "deposit":
-        raise Problem(
-            422,
-            "Idempotency-Key reused",
-            "this Idempotency-Key was used for a different request",
-            type_="/problems/payments/idempotency_conflict",
-            code="idempotency_conflict",
-            payment_id=payment.id,
-        )
+    """The same request again: the same payment, started if the first attempt stored it and
+    then failed to start it (a workflow that is already running or done is left as it is)."""
     response.status_code = status.HTTP_200_OK
-    if payment.status == DepositStatus.CREATED:
-        # The first attempt may have stored the row and then failed to start: start it now (a
-        # workflow that is already running or done is left as it is).
-        brand_code = await session.scalar(select(Brand.code).where(Brand.id == payment.brand_id))
-        rules = await _rules(session, payment.brand_id)
-        inp = DepositInput(
-            payment_id=payment.id,
-            trader_id=payment.trader_id,
-            brand_id=payment.brand_id,
-            method=payment.method or "card",
-            to_account=payment.target_kind == "account",
-            expiry=rules.expiry_for(payment.method or "card"),
-        )
-        await release(session)
-        await start_deposit(temporal, settings.task_queue, inp, brand_code or "")
-        return payment_view(await _wait_for_next_action(session, payment.id))
-    return payment_view(payment)
+    if payment.status != DepositStatus.CREATED:
+        return payment_view(payment)
+    rules = await brand_rules(session, payment.brand_id)
+    code = await brand_code(session, payment.brand_id)
+    await release(session)
+    await _start(temporal, settings.task_queue, payment, rules, code)
+    return payment_view(await _wait_for_next_action(session, payment.id))
 
 
-async def _rules(session: AsyncSession, brand_id: str) -> PaymentRules:
-    brand = await session.get(Brand, brand_id)
-    return BrandConfig.model_validate(brand.config if brand else {}).payments
-
-
-async def start_deposit(client: Client, task_queue: str, inp: DepositInput, brand: str) -> None:
-    """Starts `deposit-{payment}` once: a retry finds the running one (conflict policy) or the
-    finished one (reuse policy) and starts nothing."""
-    try:
-        await client.start_workflow(
-            WORKFLOW_NAME,
-            inp,
-            id=deposit_workflow_id(inp.payment_id),
-            task_queue=task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(TRADER_ID, inp.trader_id),
-                    SearchAttributePair(BRAND, brand),
-                    SearchAttributePair(STAGE, DepositStatus.CREATED.value),
-                ]
-            ),
-        )
-    except WorkflowAlreadyStartedError:
-        return  # closed already: the payment went its way
-    except RPCError as exc:
-        log.error("deposit workflow not started", payment_id=inp.payment_id, error=exc.message)
-        raise Problem(
-            503,
-            "Deposit not started",
-            "the deposit is recorded but could not start; retry with the same Idempotency-Key",
-            code="workflow_unavailable",
-        ) from exc
+async def _start(
+    client: Client, task_queue: str, payment: Payment, rules: PaymentRules, brand: str
+) -> None:
+    method = payment.method or "card"
+    inp = DepositInput(
+        payment_id=payment.id,
+        trader_id=payment.trader_id,
+        brand_id=payment.brand_id,
+        method=method,
+        to_account=payment.target_kind == "account",
+        expiry=rules.expiry_for(method),
+    )
+    await start_payment_workflow(
+        client,
+        task_queue,
+        WORKFLOW_NAME,
+        inp,
+        payment=payment,
+        brand=brand,
+        stage=DepositStatus.CREATED.value,
+        what="deposit",
+    )
 
 
 async def _wait_for_next_action(session: AsyncSession, payment_id: str) -> Payment:

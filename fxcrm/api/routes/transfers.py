@@ -10,44 +10,36 @@ refuses the second.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-import structlog
-from fastapi import APIRouter, Depends, Header, Request, status
+from fastapi import APIRouter, Depends, Header, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import Client
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
 
 from fxcrm.api.deps import SessionDep, SettingsDep, TemporalDep, TraderDep, release
 from fxcrm.api.errors import Problem
-from fxcrm.core.audit import append_audit
-from fxcrm.core.temporal import BRAND, STAGE, TRADER_ID
+from fxcrm.api.payment_requests import (
+    audit_requested,
+    brand_code,
+    check_kyc,
+    earlier_request,
+    insert_payment,
+    own_open_account,
+    refused,
+    start_payment_workflow,
+    trader_with_rules,
+)
 from fxcrm.domain import ledger as ledger_rules
-from fxcrm.domain.brand import BrandConfig
 from fxcrm.domain.fx_rates import DEFAULT_SOURCE, RateSource, UnsupportedPair
 from fxcrm.domain.money import CURRENCY_SCALE, Money
 from fxcrm.domain.payments import (
-    FINAL_STATUSES,
     PaymentError,
     PaymentRules,
     TransferStatus,
-    kyc_allows,
-    kyc_level,
     parse_amount,
 )
 from fxcrm.domain.transfers import (
@@ -58,12 +50,11 @@ from fxcrm.domain.transfers import (
     required_kyc_level,
 )
 from fxcrm.ledger import account_by_code
-from fxcrm.models import Brand, Payment, Trader, TradingAccount
+from fxcrm.models import Payment, Trader, TradingAccount
 from fxcrm.models.base import new_id
 from fxcrm.workflows.transfer_types import TransferInput, TransferStage, transfer_workflow_id
 
 router = APIRouter(prefix="/portal", tags=["transfers"])
-log = structlog.get_logger(__name__)
 WORKFLOW_NAME = "TransferWorkflow"
 
 
@@ -148,15 +139,6 @@ def _view(payment: Payment) -> TransferView:
     )
 
 
-def _refused(exc: PaymentError) -> Problem:
-    return Problem(422, "Transfer refused", str(exc), type_="/problems/payment", code=exc.code)
-
-
-def _request_hash(body: TransferRequestBody) -> str:
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 # ---------------------------------------------------------------- validation
 
 
@@ -170,16 +152,6 @@ class Checked:
     target_amount: int | None = None
     fx_rate: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
-
-
-async def _my_account(session: AsyncSession, trader_id: str, account_id: str) -> TradingAccount:
-    account = await session.get(TradingAccount, account_id)
-    # Another trader's account looks like no account at all.
-    if account is None or account.trader_id != trader_id:
-        raise PaymentError("unknown_account", f"no trading account {account_id!r}")
-    if account.status != "open" or account.login is None:
-        raise PaymentError("account_not_open", f"trading account {account_id} is not open")
-    return account
 
 
 def _currency(raw: str, rules: PaymentRules) -> str:
@@ -198,12 +170,7 @@ async def _endpoint(
 ) -> tuple[Endpoint, TradingAccount | None]:
     """One side of the transfer; `currency` is the one asked for ("" for an account: its own)."""
     if isinstance(side, AccountRef):
-        account = await _my_account(session, trader_id, side.account_id)
-        if currency and currency.upper() != account.currency:
-            raise PaymentError(
-                "currency_mismatch",
-                f"trading account {account.id} is in {account.currency}, not {currency}",
-            )
+        account = await own_open_account(session, trader_id, side.account_id, currency)
         return Endpoint(EndpointKind.ACCOUNT, account.currency, account.id), account
     return Endpoint(EndpointKind.WALLET, _currency(currency, rules)), None
 
@@ -230,11 +197,7 @@ async def _check(
     target, _ = await _endpoint(session, trader.id, body.target, wanted, rules)
     check_endpoints(source, target)
 
-    level, required = kyc_level(trader.status, trader.kyc_status), required_kyc_level(rules, source)
-    if not kyc_allows(level, required):
-        raise PaymentError(
-            "kyc_level", f"transfers need KYC level {required.value}; yours is {level.value}"
-        )
+    check_kyc(trader, required_kyc_level(rules, source), "transfers")
 
     amount = money.to_minor()
     code = (
@@ -261,44 +224,7 @@ async def _check(
 # ---------------------------------------------------------------- routes
 
 
-async def _by_key(session: AsyncSession, trader_id: str, key: str) -> Payment | None:
-    return await session.scalar(
-        select(Payment).where(Payment.trader_id == trader_id, Payment.idempotency_key == key)
-    )
-
-
-async def _start(client: Client, task_queue: str, payment: Payment, brand_code: str) -> None:
-    """Starts the payment's workflow; a retry finds the running one, a finished one stays done."""
-    try:
-        await client.start_workflow(
-            WORKFLOW_NAME,
-            TransferInput(
-                payment_id=payment.id, trader_id=payment.trader_id, brand_id=payment.brand_id
-            ),
-            id=payment.workflow_id,
-            task_queue=task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(TRADER_ID, payment.trader_id),
-                    SearchAttributePair(BRAND, brand_code),
-                    SearchAttributePair(STAGE, TransferStage.PENDING.value),
-                ]
-            ),
-        )
-    except WorkflowAlreadyStartedError:
-        return  # already finished
-    except RPCError as exc:
-        log.error("transfer start failed", payment_id=payment.id, error=exc.message)
-        raise Problem(
-            503,
-            "Transfer not started",
-            "recorded, but the transfer could not start; retry with the same Idempotency-Key",
-        ) from exc
-
-
-@router.post("/me/transfers", status_code=status.HTTP_202_ACCEPTED, response_model=TransferView)
+@router.post("/me/transfers", status_code=status.HTTP_201_CREATED, response_model=TransferView)
 async def request_transfer(
     body: TransferRequestBody,
     me: TraderDep,
@@ -306,67 +232,53 @@ async def request_transfer(
     settings: SettingsDep,
     temporal: TemporalDep,
     rates: RatesDep,
-    idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
-    ] = None,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> TransferView:
-    if not idempotency_key:
-        raise Problem(
-            400,
-            "Idempotency-Key required",
-            "send an Idempotency-Key header so the request is safe to retry",
-            type_="/problems/payment",
-            code="idempotency_key_required",
-        )
-    digest = _request_hash(body)
-    trader = await session.get(Trader, me.id)
-    brand = await session.get(Brand, trader.brand_id) if trader else None
-    if trader is None or brand is None:
-        raise Problem(404, "Not found", "trader not found")
-    brand_code = brand.code
-
-    existing = await _by_key(session, me.id, idempotency_key)
-    if existing is None:
-        rules = BrandConfig.model_validate(brand.config).payments
+    """201 with the new transfer; the same request again (same Idempotency-Key and body) is a 200
+    with the same transfer, as for deposits and withdrawals."""
+    key, digest, existing = await earlier_request(session, me.id, idempotency_key, body, "transfer")
+    if existing is not None:
+        response.status_code = status.HTTP_200_OK
+    else:
+        trader, _, rules = await trader_with_rules(session, me.id)
         try:
             checked = await _check(session, trader, rules, body, rates)
         except PaymentError as exc:
-            raise _refused(exc) from exc
-        existing, created = await _record(session, trader, idempotency_key, digest, checked)
-        if created:
-            await append_audit(
-                session,
-                actor=me.actor,
-                action="transfer.requested",
-                entity_type="payment",
-                entity_id=existing.id,
-                brand_id=existing.brand_id,
-                after=_view(existing).model_dump(mode="json", exclude={"created_at"}),
-                workflow_id=existing.workflow_id,
-                event_key=f"payment:{existing.id}:requested",
-            )
+            raise refused(exc, "Transfer") from exc
+        payment = _payment(trader, key, digest, checked)
+        existing = await insert_payment(session, payment)
+        if existing is not None:
+            response.status_code = status.HTTP_200_OK  # a concurrent retry stored it first
+        else:
+            existing = payment
+            after = _view(payment).model_dump(mode="json", exclude={"created_at"})
+            await audit_requested(session, payment, me.actor, after)
             await session.commit()
-    if existing.kind != "transfer" or existing.request_hash != digest:
-        raise Problem(
-            422,
-            "Idempotency-Key reused",
-            "this Idempotency-Key was used for a different request",
-            type_="/problems/payment",
-            code="idempotency_key_reused",
-        )
     view = _view(existing)
-    await release(session)
-    if existing.status not in FINAL_STATUSES:
-        await _start(temporal, settings.task_queue, existing, brand_code)
+    if existing.status == TransferStatus.PENDING:
+        # New, or stored by an attempt that may have failed to start it: start it (a running
+        # or finished workflow is left as it is).
+        code = await brand_code(session, existing.brand_id)
+        await release(session)
+        await start_payment_workflow(
+            temporal,
+            settings.task_queue,
+            WORKFLOW_NAME,
+            TransferInput(
+                payment_id=existing.id, trader_id=existing.trader_id, brand_id=existing.brand_id
+            ),
+            payment=existing,
+            brand=code,
+            stage=TransferStage.PENDING.value,
+            what="transfer",
+        )
     return view
 
 
-async def _record(
-    session: AsyncSession, trader: Trader, key: str, digest: str, checked: Checked
-) -> tuple[Payment, bool]:
-    """Inserts the payment; a concurrent request with the same key makes it a replay."""
+def _payment(trader: Trader, key: str, digest: str, checked: Checked) -> Payment:
     payment_id = new_id()
-    payment = Payment(
+    return Payment(
         id=payment_id,
         workflow_id=transfer_workflow_id(payment_id),
         brand_id=trader.brand_id,
@@ -386,16 +298,6 @@ async def _record(
         fx_rate=checked.fx_rate,
         details=checked.details,
     )
-    session.add(payment)
-    try:
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
-        raced = await _by_key(session, trader.id, key)
-        if raced is None:
-            raise
-        return raced, False
-    return payment, True
 
 
 @router.get("/me/transfers", response_model=list[TransferView])

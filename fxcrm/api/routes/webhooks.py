@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Protocol, TypeVar
+
 import structlog
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
@@ -33,45 +37,82 @@ class WebhookAck(BaseModel):
     status: str  # accepted | duplicate | unmatched
 
 
-@router.post("/kyc/sumsub", response_model=WebhookAck)
-async def kyc_webhook(
-    request: Request, kyc: KycDep, session: SessionDep, temporal: TemporalDep
-) -> WebhookAck:
+class _Event(Protocol):
+    @property
+    def event_key(self) -> str: ...
+    @property
+    def provider_ref(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def created_at(self) -> datetime | None: ...
+
+
+EventT = TypeVar("EventT", bound=_Event, covariant=True)
+
+
+class _Provider(Protocol[EventT]):
+    """A KYC provider or a PSP, as far as its webhooks go."""
+
+    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> bool: ...
+    def parse_webhook(self, raw_body: bytes) -> EventT: ...
+
+
+async def _verified_event(
+    request: Request, provider: _Provider[EventT], name: str
+) -> tuple[EventT, bytes, dict[str, str]]:
+    """The event, its raw body and the headers (lower-case), once the signature over the raw
+    bytes holds."""
     raw = await request.body()
     if len(raw) > MAX_WEBHOOK_BYTES:
         raise Problem(413, "Payload too large")
     headers = {k.lower(): v for k, v in request.headers.items()}
-    if not kyc.verify_webhook(headers, raw):
-        log.warning("kyc webhook with a bad signature refused")
+    if not provider.verify_webhook(headers, raw):
+        log.warning("webhook with a bad signature refused", provider=name)
         raise Problem(401, "Invalid signature", "the webhook signature does not match the body")
     try:
-        event = kyc.parse_webhook(raw)
+        return provider.parse_webhook(raw), raw, headers
     except (ValueError, KeyError) as exc:
         raise Problem(400, "Malformed webhook", str(exc)) from exc
 
+
+async def _store(
+    session: AsyncSession, provider: str, event: _Event, raw: bytes, headers: dict[str, str]
+) -> tuple[ProviderWebhook | None, bool]:
+    """Stores the event once per (provider, event key): (the stored row, whether it was already
+    there); (None, True) if a concurrent delivery stored it first."""
     stored = await session.scalar(
         select(ProviderWebhook).where(
-            ProviderWebhook.provider == PROVIDER, ProviderWebhook.event_key == event.event_key
+            ProviderWebhook.provider == provider, ProviderWebhook.event_key == event.event_key
         )
     )
-    duplicate = stored is not None
-    if stored is None:
-        stored = ProviderWebhook(
-            provider=PROVIDER,
-            event_key=event.event_key,
-            provider_ref=event.provider_ref,
-            event_type=event.type,
-            raw_body=raw,
-            headers={k: v for k, v in headers.items() if k.startswith("x-") or k == "content-type"},
-            provider_created_at=event.created_at,
-        )
-        session.add(stored)
-        try:
-            await session.commit()
-        except IntegrityError:
-            await session.rollback()
-            return WebhookAck(status="duplicate")
-    if stored.signalled_at is not None:
+    if stored is not None:
+        return stored, True
+    stored = ProviderWebhook(
+        provider=provider,
+        event_key=event.event_key,
+        provider_ref=event.provider_ref,
+        event_type=event.type[:60],
+        raw_body=raw,
+        headers={k: v for k, v in headers.items() if k.startswith("x-") or k == "content-type"},
+        provider_created_at=event.created_at,
+    )
+    session.add(stored)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return None, True
+    return stored, False
+
+
+@router.post("/kyc/sumsub", response_model=WebhookAck)
+async def kyc_webhook(
+    request: Request, kyc: KycDep, session: SessionDep, temporal: TemporalDep
+) -> WebhookAck:
+    event, raw, headers = await _verified_event(request, kyc, PROVIDER)
+    stored, duplicate = await _store(session, PROVIDER, event, raw, headers)
+    if stored is None or stored.signalled_at is not None:
         return WebhookAck(status="duplicate")
 
     trader_id = await session.scalar(
@@ -123,22 +164,9 @@ async def psp_webhook(
         psp = psps.get(provider)
     except UnknownProvider as exc:
         raise Problem(404, "Unknown provider", str(exc)) from exc
-    raw = await request.body()
-    if len(raw) > MAX_WEBHOOK_BYTES:
-        raise Problem(413, "Payload too large")
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    if not psp.verify_webhook(headers, raw):
-        log.warning("psp webhook with a bad signature refused", provider=provider)
-        raise Problem(401, "Invalid signature", "the webhook signature does not match the body")
-    try:
-        event = psp.parse_webhook(raw)
-    except (ValueError, KeyError) as exc:
-        raise Problem(400, "Malformed webhook", str(exc)) from exc
-
-    stored, duplicate = await _store_psp_event(session, provider, event, raw, headers)
-    if stored is None:
-        return WebhookAck(status="duplicate")
-    if stored.signalled_at is not None:
+    event, raw, headers = await _verified_event(request, psp, provider)
+    stored, duplicate = await _store(session, provider, event, raw, headers)
+    if stored is None or stored.signalled_at is not None:
         return WebhookAck(status="duplicate")
     payment = await _payment_of(session, provider, event)
     if payment is None:
@@ -164,36 +192,6 @@ async def psp_webhook(
     stored.signalled_at = utcnow()
     await session.commit()
     return WebhookAck(status="duplicate" if duplicate else "accepted")
-
-
-async def _store_psp_event(
-    session: AsyncSession, provider: str, event: PspEvent, raw: bytes, headers: dict[str, str]
-) -> tuple[ProviderWebhook | None, bool]:
-    """(the stored row, whether it was already there); (None, True) if a concurrent delivery
-    stored it first."""
-    stored = await session.scalar(
-        select(ProviderWebhook).where(
-            ProviderWebhook.provider == provider, ProviderWebhook.event_key == event.event_key
-        )
-    )
-    if stored is not None:
-        return stored, True
-    stored = ProviderWebhook(
-        provider=provider,
-        event_key=event.event_key,
-        provider_ref=event.provider_ref,
-        event_type=event.type[:60],
-        raw_body=raw,
-        headers={k: v for k, v in headers.items() if k.startswith("x-") or k == "content-type"},
-        provider_created_at=event.created_at,
-    )
-    session.add(stored)
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        return None, True
-    return stored, False
 
 
 async def _payment_of(session: AsyncSession, provider: str, event: PspEvent) -> Payment | None:

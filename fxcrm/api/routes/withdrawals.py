@@ -5,8 +5,6 @@ decides. The API checks what it can from the database and starts or signals
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 from datetime import datetime
 from typing import Annotated, Literal
@@ -17,13 +15,6 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from fxcrm.api.deps import (
@@ -37,10 +28,19 @@ from fxcrm.api.deps import (
     require,
 )
 from fxcrm.api.errors import Problem
-from fxcrm.core.audit import Actor, append_audit
-from fxcrm.core.temporal import BRAND, STAGE, TRADER_ID
+from fxcrm.api.payment_requests import (
+    audit_requested,
+    brand_code,
+    check_kyc,
+    earlier_request,
+    insert_payment,
+    own_open_account,
+    refused,
+    start_payment_workflow,
+    trader_with_rules,
+)
+from fxcrm.core.audit import Actor
 from fxcrm.domain import ledger as ledger_rules
-from fxcrm.domain.brand import BrandConfig
 from fxcrm.domain.masking import mask_email, mask_name
 from fxcrm.domain.money import Money
 from fxcrm.domain.payments import (
@@ -50,15 +50,12 @@ from fxcrm.domain.payments import (
     WithdrawalStatus,
     approvals_required,
     check_withdrawal,
-    kyc_allows,
-    kyc_level,
     parse_amount,
 )
 from fxcrm.domain.withdrawals import METHODS, destination_instrument, instrument_fingerprint
 from fxcrm.ledger import AccountView
 from fxcrm.models import (
     AccountMirror,
-    Brand,
     LedgerAccount,
     Payment,
     PaymentApproval,
@@ -171,21 +168,6 @@ def _view(p: Payment) -> WithdrawalView:
     )
 
 
-def _refused(exc: PaymentError) -> Problem:
-    return Problem(
-        422,
-        "Withdrawal refused",
-        str(exc),
-        type_=f"/problems/payments/{exc.code}",
-        code=exc.code,
-    )
-
-
-def _request_hash(body: WithdrawalRequest) -> str:
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 # ---------------------------------------------------------------- checks
 
 
@@ -250,76 +232,37 @@ async def _available_in_account(
 async def _validate(
     session: AsyncSession, trader: Trader, rules: PaymentRules, body: WithdrawalRequest
 ) -> tuple[Money, TradingAccount | None, dict[str, str]]:
-    try:
-        amount = parse_amount(body.amount, body.currency)
-        if body.method not in METHODS:
-            raise PaymentError("unsupported_method", f"withdrawals by {body.method!r} are unknown")
-        level = kyc_level(trader.status, trader.kyc_status)
-        if not kyc_allows(level, rules.withdrawal_kyc_level):
-            raise PaymentError(
-                "kyc_level_too_low",
-                f"withdrawals need KYC level {rules.withdrawal_kyc_level.value}; "
-                f"yours is {level.value}",
-            )
-        pending = await session.scalar(
-            select(func.count())
-            .select_from(Payment)
-            .where(
-                Payment.trader_id == trader.id,
-                Payment.kind == "withdrawal",
-                Payment.status.not_in([s.value for s in FINAL_STATUSES]),
-            )
+    amount = parse_amount(body.amount, body.currency)
+    if body.method not in METHODS:
+        raise PaymentError("unsupported_method", f"withdrawals by {body.method!r} are unknown")
+    check_kyc(trader, rules.withdrawal_kyc_level, "withdrawals")
+    pending = await session.scalar(
+        select(func.count())
+        .select_from(Payment)
+        .where(
+            Payment.trader_id == trader.id,
+            Payment.kind == "withdrawal",
+            Payment.status.not_in([s.value for s in FINAL_STATUSES]),
         )
-        check_withdrawal(rules, amount, body.method, int(pending or 0))
-        destination = check_destination(body.method, body.destination)
-        account = None
-        if isinstance(body.source, AccountSourceBody):
-            account = await session.get(TradingAccount, body.source.account_id)
-            if account is None or account.trader_id != trader.id:
-                raise PaymentError("unknown_account", "no such trading account of yours")
-            if account.status != "open" or account.login is None:
-                raise PaymentError("account_not_open", "the trading account is not open")
-            if account.currency != amount.currency:
-                raise PaymentError(
-                    "currency_mismatch", f"the trading account is in {account.currency}"
-                )
-            available = await _available_in_account(session, account, amount)
-        else:
-            available = await _available_in_wallet(session, trader, amount)
-        if available.amount < amount.amount:
-            raise PaymentError(
-                "insufficient_funds", f"{available} is available; {amount} was asked for"
-            )
-    except PaymentError as exc:
-        raise _refused(exc) from exc
+    )
+    check_withdrawal(rules, amount, body.method, int(pending or 0))
+    destination = check_destination(body.method, body.destination)
+    account = None
+    if isinstance(body.source, AccountSourceBody):
+        account = await own_open_account(
+            session, trader.id, body.source.account_id, amount.currency
+        )
+        available = await _available_in_account(session, account, amount)
+    else:
+        available = await _available_in_wallet(session, trader, amount)
+    if available.amount < amount.amount:
+        raise PaymentError(
+            "insufficient_funds", f"{available} is available; {amount} was asked for"
+        )
     return amount, account, destination
 
 
 # ---------------------------------------------------------------- workflow client
-
-
-async def start_withdrawal(
-    client: Client, task_queue: str, inp: WithdrawalInput, brand_code: str
-) -> None:
-    """Starts `withdrawal-{payment}` once: a retry finds the running one (conflict policy) or the
-    finished one (reuse policy) and starts nothing."""
-    # A finished one answers WorkflowAlreadyStartedError: nothing to start.
-    with contextlib.suppress(WorkflowAlreadyStartedError):
-        await client.start_workflow(
-            WORKFLOW_NAME,
-            inp,
-            id=withdrawal_workflow_id(inp.payment_id),
-            task_queue=task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(TRADER_ID, inp.trader_id),
-                    SearchAttributePair(BRAND, brand_code),
-                    SearchAttributePair(STAGE, WithdrawalStatus.REQUESTED.value),
-                ]
-            ),
-        )
 
 
 async def _signal(client: Client, payment: Payment, name: str, arg: object) -> None:
@@ -368,25 +311,17 @@ async def create_withdrawal(
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> WithdrawalView:
-    if not idempotency_key or not idempotency_key.strip():
-        raise Problem(
-            400,
-            "Idempotency-Key required",
-            "send an Idempotency-Key header so that a retried request is not a second withdrawal",
-            type_="/problems/payments/idempotency_key_required",
-            code="idempotency_key_required",
-        )
-    request_hash = _request_hash(body)
-    existing = await _by_key(session, me.id, idempotency_key)
+    key, digest, existing = await earlier_request(
+        session, me.id, idempotency_key, body, "withdrawal"
+    )
     if existing is not None:
-        return await _replay(existing, request_hash, session, temporal, settings, response)
+        return await _replay(existing, session, temporal, settings, response)
 
-    trader = await session.get(Trader, me.id)
-    brand = await session.get(Brand, trader.brand_id) if trader else None
-    if trader is None or brand is None:
-        raise Problem(404, "Not found", "trader not found")
-    rules = BrandConfig.model_validate(brand.config).payments
-    amount, account, destination = await _validate(session, trader, rules, body)
+    trader, brand, rules = await trader_with_rules(session, me.id)
+    try:
+        amount, account, destination = await _validate(session, trader, rules, body)
+    except PaymentError as exc:
+        raise refused(exc, "Withdrawal") from exc
 
     payment_id = new_id()
     instrument = destination_instrument(body.method, dict(destination))
@@ -396,8 +331,8 @@ async def create_withdrawal(
         trader_id=trader.id,
         kind="withdrawal",
         status=WithdrawalStatus.REQUESTED.value,
-        idempotency_key=idempotency_key,
-        request_hash=request_hash,
+        idempotency_key=key,
+        request_hash=digest,
         workflow_id=withdrawal_workflow_id(payment_id),
         currency=amount.currency,
         amount=amount.to_minor(),
@@ -416,78 +351,66 @@ async def create_withdrawal(
         approvals_required=approvals_required(rules, amount),
         details={},
     )
-    session.add(payment)
-    try:
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()  # the same key raced in from a retry: answer as that request
-        again = await _by_key(session, me.id, idempotency_key)
-        if again is None:
-            raise
-        return await _replay(again, request_hash, session, temporal, settings, response)
-    await append_audit(
+    raced = await insert_payment(session, payment)
+    if raced is not None:  # the same key raced in from a retry: answer as that request
+        return await _replay(raced, session, temporal, settings, response)
+    await audit_requested(
         session,
-        actor=Actor(type="trader", id=trader.id),
-        action="withdrawal.requested",
-        entity_type="payment",
-        entity_id=payment.id,
-        brand_id=payment.brand_id,
-        after={
+        payment,
+        Actor(type="trader", id=trader.id),
+        {
             "amount": str(amount.amount),
             "currency": amount.currency,
             "method": body.method,
             "source": payment.source_kind,
             "source_account_id": payment.source_account_id,
         },
-        workflow_id=payment.workflow_id,
-        event_key=f"payment:{payment.id}:requested",
     )
     inp = _input(payment, account)
     view = _view(payment)
-    brand_code = brand.code
+    code = brand.code
     await session.commit()  # the row exists before its workflow; the session holds nothing now
-    await start_withdrawal(temporal, settings.task_queue, inp, brand_code)
+    await _start(temporal, settings.task_queue, payment, inp, code)
     return view
-
-
-async def _by_key(session: AsyncSession, trader_id: str, key: str) -> Payment | None:
-    return await session.scalar(
-        select(Payment).where(Payment.trader_id == trader_id, Payment.idempotency_key == key)
-    )
 
 
 async def _replay(
     payment: Payment,
-    request_hash: str,
     session: AsyncSession,
     temporal: Client,
     settings: SettingsDep,
     response: Response,
 ) -> WithdrawalView:
-    """The same Idempotency-Key again: the same body gets the same payment, another body a 422."""
-    if payment.request_hash != request_hash or payment.kind != "withdrawal":
-        raise Problem(
-            422,
-            "Idempotency-Key reused",
-            "this Idempotency-Key was used for a different request",
-            type_="/problems/payments/idempotency_conflict",
-            code="idempotency_conflict",
-            payment_id=payment.id,
-        )
+    """The same request again: the same payment, started if the first attempt stored it and
+    then failed to start it."""
     response.status_code = status.HTTP_200_OK
     view = _view(payment)
     if payment.status == WithdrawalStatus.REQUESTED:
-        # The first attempt may have stored the row, then failed to start the workflow.
         account = (
             await session.get(TradingAccount, payment.source_account_id)
             if payment.source_account_id
             else None
         )
         inp = _input(payment, account)
-        brand_code = await session.scalar(select(Brand.code).where(Brand.id == payment.brand_id))
+        code = await brand_code(session, payment.brand_id)
         await release(session)
-        await start_withdrawal(temporal, settings.task_queue, inp, brand_code or "")
+        await _start(temporal, settings.task_queue, payment, inp, code)
     return view
+
+
+async def _start(
+    client: Client, task_queue: str, payment: Payment, inp: WithdrawalInput, brand: str
+) -> None:
+    await start_payment_workflow(
+        client,
+        task_queue,
+        WORKFLOW_NAME,
+        inp,
+        payment=payment,
+        brand=brand,
+        stage=WithdrawalStatus.REQUESTED.value,
+        what="withdrawal",
+    )
 
 
 async def _my_withdrawal(session: AsyncSession, trader_id: str, payment_id: str) -> Payment:
