@@ -110,20 +110,30 @@ def start_sync() -> None:
 
 @app.command("start-schedules")
 def start_schedules() -> None:
-    """Create or update the Temporal Schedules: the daily reconciliation of every PSP (idempotent)."""
+    """Create or update the Temporal Schedules: the daily reconciliation of every PSP and the monthly
+    IB settlement of every brand (idempotent)."""
 
     async def run() -> list[str]:
         from fxcrm.adapters.psp.registry import build_psps
         from fxcrm.core import temporal
-        from fxcrm.schedules import ensure_reconciliation_schedules
+        from fxcrm.core.db import create_engine, session_factory
+        from fxcrm.schedules import (
+            brand_settlement_days,
+            ensure_ib_settlement_schedules,
+            ensure_reconciliation_schedules,
+        )
 
         settings = get_settings()
         psps = build_psps(settings)
+        engine = create_engine(settings.database_url)
         try:
             client = await temporal.connect(settings)
-            return await ensure_reconciliation_schedules(client, psps.names, settings.task_queue)
+            ids = await ensure_reconciliation_schedules(client, psps.names, settings.task_queue)
+            brands = await brand_settlement_days(session_factory(engine))
+            return ids + await ensure_ib_settlement_schedules(client, brands, settings.task_queue)
         finally:
             await psps.close()
+            await engine.dispose()
 
     for schedule_id in asyncio.run(run()):
         typer.echo(f"scheduled: {schedule_id}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -9,7 +11,18 @@ from fxcrm.core.audit import SYSTEM, append_audit
 from fxcrm.core.db import transaction
 from fxcrm.core.security import hash_password
 from fxcrm.domain.brand import demo_brand_config
-from fxcrm.models import Brand, IbPartner, PlatformServer, StaffBrand, StaffUser
+from fxcrm.domain.ib.plans import parse_plan
+from fxcrm.models import (
+    Brand,
+    IbParentLink,
+    IbPartner,
+    IbPlan,
+    IbPlanAssignment,
+    IbPlanVersion,
+    PlatformServer,
+    StaffBrand,
+    StaffUser,
+)
 
 DEMO_BRAND = "demo"
 DEMO_SERVER = "mt5-demo"
@@ -114,3 +127,68 @@ async def _seed_ib_tree(session: AsyncSession, brand_id: str) -> None:
             session.add(partner)
             await session.flush()
         parent_id = partner.id
+    await _seed_ib_history(session, brand_id)
+
+
+# The demo plans, per IB code: (plan name, [per-lot rate of fx_major, of everything else] per
+# version). Differential: each level earns its rate less the rate of the level below.
+DEMO_SYMBOL_GROUPS = {"EURUSD": "fx_major", "GBPUSD": "fx_major", "USDJPY": "fx_major"}
+DEMO_PLANS: dict[str, tuple[str, list[tuple[str, str]]]] = {
+    "MASTERIB": ("Demo master", [("10", "6"), ("12", "7")]),
+    "SUBIB1": ("Demo sub-IB", [("7", "4")]),
+    "SUBIB2": ("Demo introducer", [("5", "3")]),
+}
+
+
+async def _seed_ib_history(session: AsyncSession, brand_id: str) -> None:
+    """Parent links effective since the brand's creation, and a plan per demo IB (a second
+    version of the master plan from the brand's second month), each only if missing."""
+    brand = await session.get(Brand, brand_id)
+    assert brand is not None
+    since = brand.created_at
+    for code, (plan_name, versions) in DEMO_PLANS.items():
+        partner = await session.scalar(select(IbPartner).where(IbPartner.referral_code == code))
+        if partner is None:
+            continue
+        if not await session.scalar(
+            select(IbParentLink.id).where(IbParentLink.ib_id == partner.id)
+        ):
+            session.add(
+                IbParentLink(
+                    ib_id=partner.id,
+                    parent_id=partner.parent_id,
+                    effective_from=since,
+                    reason="demo seed",
+                )
+            )
+        plan = await session.scalar(
+            select(IbPlan).where(IbPlan.brand_id == brand_id, IbPlan.name == plan_name)
+        )
+        if plan is None:
+            plan = IbPlan(brand_id=brand_id, name=plan_name)
+            session.add(plan)
+            await session.flush()
+            next_month = (since.replace(day=1) + timedelta(days=32)).replace(
+                day=1, hour=0, minute=0, second=0, microsecond=0
+            )
+            for number, (major, other) in enumerate(versions, start=1):
+                rules = parse_plan(
+                    {
+                        "symbol_groups": DEMO_SYMBOL_GROUPS,
+                        "per_lot": {"fx_major": {"*": major}, "*": {"*": other}},
+                        "distribution": {"model": "differential"},
+                    }
+                )
+                session.add(
+                    IbPlanVersion(
+                        plan_id=plan.id,
+                        version=number,
+                        effective_from=since if number == 1 else next_month,
+                        rules=rules.model_dump(mode="json"),
+                    )
+                )
+        if not await session.scalar(
+            select(IbPlanAssignment.id).where(IbPlanAssignment.ib_id == partner.id)
+        ):
+            session.add(IbPlanAssignment(ib_id=partner.id, plan_id=plan.id, effective_from=since))
+    await session.flush()

@@ -1,4 +1,5 @@
-"""Starts the platform sync workflow of every configured server (idempotent)."""
+"""Starts the platform sync workflow of every configured server, and beside it the server's IB
+commission accrual (idempotent)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
 from fxcrm.models import PlatformServer
+from fxcrm.workflows.ib_accrual import accrual_workflow_id
+from fxcrm.workflows.ib_accrual_types import AccrualState
 from fxcrm.workflows.platform_sync import sync_workflow_id
 from fxcrm.workflows.platform_sync_types import SyncState
 
@@ -30,4 +33,13 @@ async def start_platform_syncs(
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
         started.append(sync_workflow_id(server_id))
+        # IB commissions accrued from the deals this sync ingests, seconds after they land.
+        await client.start_workflow(
+            "IbAccrualWorkflow",
+            AccrualState(server_id=server_id),
+            id=accrual_workflow_id(server_id),
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        started.append(accrual_workflow_id(server_id))
     return started

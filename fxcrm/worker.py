@@ -12,6 +12,8 @@ from temporalio.worker import Worker
 
 from fxcrm.activities.chargebacks import ChargebackActivities
 from fxcrm.activities.deposits import DepositActivities
+from fxcrm.activities.ib_accrual import IbAccrualActivities
+from fxcrm.activities.ib_settlement import IbSettlementActivities
 from fxcrm.activities.money import MoneyActivities
 from fxcrm.activities.onboarding import OnboardingActivities
 from fxcrm.activities.platform_sync import PlatformSyncActivities
@@ -35,6 +37,8 @@ from fxcrm.models import PlatformServer
 from fxcrm.workflows.account_change import AccountChangeWorkflow
 from fxcrm.workflows.chargeback import ChargebackWorkflow, RefundWorkflow
 from fxcrm.workflows.deposit import DepositWorkflow
+from fxcrm.workflows.ib_accrual import IbAccrualWorkflow
+from fxcrm.workflows.ib_settlement import IbSettlementWorkflow, ScheduledIbSettlementWorkflow
 from fxcrm.workflows.onboarding import OnboardingWorkflow
 from fxcrm.workflows.platform_sync import PlatformSyncWorkflow
 from fxcrm.workflows.reconciliation import (
@@ -89,18 +93,21 @@ def build_worker(
     onboarding = OnboardingActivities(sessions, kyc, platforms, screening, settings.kyc_level)
     sync = PlatformSyncActivities(sessions, platforms)
     pnl = TradingPnlActivities(sessions)
+    ib_accrual = IbAccrualActivities(sessions)
     money = MoneyActivities(platforms)
     withdrawals = WithdrawalActivities(sessions, platforms, psps)
     deposits = DepositActivities(sessions, psps)
     reconciliation = ReconciliationActivities(sessions, psps)
     chargebacks = ChargebackActivities(sessions, psps)
     transfers = TransferActivities(sessions)
+    ib_settlement = IbSettlementActivities(sessions)
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[
             OnboardingWorkflow,
             PlatformSyncWorkflow,
+            IbAccrualWorkflow,
             AccountChangeWorkflow,
             ReconciliationWorkflow,
             ScheduledReconciliationWorkflow,
@@ -109,6 +116,8 @@ def build_worker(
             WithdrawalWorkflow,
             DepositWorkflow,
             TransferWorkflow,
+            IbSettlementWorkflow,
+            ScheduledIbSettlementWorkflow,
         ],
         interceptors=[LogContextInterceptor()],
         activities=[
@@ -127,6 +136,7 @@ def build_worker(
             sync.sync_accounts,
             sync.change_account,
             pnl.post_trading_pnl,
+            ib_accrual.accrue_deals,
             money.move_platform_balance,
             reconciliation.fetch_settlement_report,
             reconciliation.reconcile_day,
@@ -156,6 +166,8 @@ def build_worker(
             deposits.finish_unpaid,
             transfers.hold_transfer,
             transfers.settle_transfer,
+            ib_settlement.close_ib_period,
+            ib_settlement.settle_ib_period,
         ],
     )
 

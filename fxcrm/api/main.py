@@ -19,10 +19,14 @@ from fxcrm.api.routes import (
     audit,
     auth,
     backoffice,
+    ib_admin,
+    ib_settlement,
     ledger,
+    partner,
     payments,
     portal,
     reconciliation,
+    referrals,
     transfers,
     wallets,
     webhooks,
@@ -106,6 +110,10 @@ def create_app(
         transfers,
         withdrawals,
         reconciliation,
+        ib_settlement,  # before ib_admin: /backoffice/ib/settlements, not /ib/{ib_id}
+        ib_admin,
+        partner,
+        referrals,
     ):
         app.include_router(module.router)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from fxcrm.domain.alerts import AlertThresholds
+from fxcrm.domain.ib.settings import IbRules
 from fxcrm.domain.payments import PaymentRules
 
 RISK_CATEGORIES = ("low", "medium", "high")
@@ -40,6 +41,7 @@ class BrandConfig(BaseModel):
     alert_thresholds: AlertThresholds = Field(default_factory=AlertThresholds)
     group_alert_thresholds: dict[str, AlertThresholds] = Field(default_factory=dict)
     payments: PaymentRules = Field(default_factory=PaymentRules)
+    ib: IbRules = Field(default_factory=IbRules)
 
     def thresholds_for(self, group: str) -> AlertThresholds:
         return self.group_alert_thresholds.get(group, self.alert_thresholds)

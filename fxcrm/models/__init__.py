@@ -3,6 +3,18 @@
 from fxcrm.models.audit import AuditEvent, AuditHead
 from fxcrm.models.base import Base
 from fxcrm.models.compliance import Notification, ProviderWebhook, ScreeningRecord
+from fxcrm.models.ib import (
+    IbAccrual,
+    IbAccrualCursor,
+    IbAttribution,
+    IbParentLink,
+    IbPlan,
+    IbPlanAssignment,
+    IbPlanVersion,
+    IbReferralLink,
+    IbSettlement,
+)
+from fxcrm.models.ib_settlement import IbCpaEvent, IbSettlementPeriod
 from fxcrm.models.identity import Brand, IbPartner, StaffBrand, StaffUser
 from fxcrm.models.ledger import LedgerAccount, LedgerTransfer
 from fxcrm.models.payments import (
@@ -21,7 +33,18 @@ __all__ = [
     "AuditHead",
     "Base",
     "Brand",
+    "IbAccrual",
+    "IbAccrualCursor",
+    "IbAttribution",
+    "IbCpaEvent",
+    "IbParentLink",
     "IbPartner",
+    "IbPlan",
+    "IbPlanAssignment",
+    "IbPlanVersion",
+    "IbReferralLink",
+    "IbSettlement",
+    "IbSettlementPeriod",
     "IngestedDeal",
     "KycDocument",
     "LedgerAccount",

@@ -56,6 +56,8 @@ class IbPartner(Base):
     name: Mapped[str] = mapped_column(String(200))
     referral_code: Mapped[str] = mapped_column(String(40), unique=True)
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("ib_partners.id"), nullable=True)
+    # active | suspended (a suspended IB's settlements are held, its accruals still recorded)
+    status: Mapped[str] = mapped_column(String(12), default="active", server_default="active")
     password_hash: Mapped[str] = mapped_column(String(200))
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)

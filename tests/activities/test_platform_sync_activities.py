@@ -21,7 +21,7 @@ from fxcrm.adapters.platforms.base import (
     PlatformErrorKind,
 )
 from fxcrm.adapters.platforms.registry import PlatformRegistry
-from fxcrm.models import AccountMirror, IngestedDeal, RiskAlert, SyncCursor
+from fxcrm.models import AccountMirror, IbAccrual, IngestedDeal, RiskAlert, SyncCursor
 from fxcrm.seed import DEMO_SERVER, seed_demo
 from fxcrm.workflows.platform_sync_types import IngestInput, ServerRef
 
@@ -90,7 +90,8 @@ async def server(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[st
     """The demo server, with no cursor, deals, mirrors or alerts left by another test."""
     await seed_demo(sessions)
     async with sessions() as session, session.begin():
-        for model in (IngestedDeal, SyncCursor, RiskAlert, AccountMirror):
+        # Accruals of other tests point at deals: they go first.
+        for model in (IbAccrual, IngestedDeal, SyncCursor, RiskAlert, AccountMirror):
             await session.execute(model.__table__.delete())  # type: ignore[attr-defined]
     yield DEMO_SERVER
 

@@ -30,7 +30,8 @@ from fxcrm.domain.documents import (
 )
 from fxcrm.domain.registration import RegistrationRefused, check_registration, known_country
 from fxcrm.domain.risk import Questionnaire
-from fxcrm.models import Brand, IbPartner, KycDocument, Trader, TradingAccount
+from fxcrm.ib.attribution import VISITOR_ID, attribute, referrer_by_click, resolve_code
+from fxcrm.models import Brand, KycDocument, Trader, TradingAccount
 from fxcrm.models.base import utcnow
 from fxcrm.workflows.onboarding_types import DocumentUploaded, OnboardingInput, Stage
 
@@ -58,6 +59,8 @@ class RegistrationRequest(BaseModel):
     is_pep: bool = False
     questionnaire: Questionnaire | None = None
     ib_referral_code: str | None = Field(default=None, max_length=40)
+    # Carried from a referral click (POST /portal/{brand}/referral-clicks): attributes by click.
+    visitor_id: str | None = Field(default=None, pattern=VISITOR_ID)
 
     @field_validator("country")
     @classmethod
@@ -167,14 +170,10 @@ async def register(
         raise Problem(
             409, "Email already registered", "this email is already registered with the brand"
         )
-    ib_partner_id = None
+    referrer = None
     if body.ib_referral_code:
-        ib_partner_id = await session.scalar(
-            select(IbPartner.id).where(
-                IbPartner.brand_id == brand.id, IbPartner.referral_code == body.ib_referral_code
-            )
-        )
-        if ib_partner_id is None:
+        referrer = await resolve_code(session, brand.id, body.ib_referral_code)
+        if referrer is None:
             raise Problem(
                 422,
                 "Unknown referral code",
@@ -182,6 +181,11 @@ async def register(
                 type_="/problems/registration",
                 field="ib_referral_code",
             )
+    if body.visitor_id:
+        # A click within the brand's window wins over a typed code (first or last click per brand).
+        clicked = await referrer_by_click(session, brand.id, config.ib, body.visitor_id, utcnow())
+        referrer = clicked or referrer
+    ib_partner_id = referrer.ib_id if referrer else None
     trader = Trader(
         brand_id=brand.id,
         email=email,
@@ -207,6 +211,10 @@ async def register(
         raise Problem(
             409, "Email already registered", "this email is already registered with the brand"
         ) from None
+    if referrer is not None:
+        await attribute(
+            session, trader, referrer, trader.created_at, Actor(type="trader", id=trader.id)
+        )
     await append_audit(
         session,
         actor=Actor(type="trader", id=trader.id),
