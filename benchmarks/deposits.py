@@ -33,9 +33,10 @@ from fxcrm.adapters.simulators.tls import ensure_self_signed_cert  # noqa: E402
 from fxcrm.core.migrate import upgrade  # noqa: E402
 from fxcrm.core.temporal import BRAND, STAGE, TRADER_ID  # noqa: E402
 from tests.e2e import stack as e2e_stack  # noqa: E402
+from tests.e2e.money import verified_with_account  # noqa: E402
 from tests.e2e.payments import deposit, deposit_body  # noqa: E402
 from tests.e2e.portal import bearer  # noqa: E402
-from tests.e2e.transfers import second_account, verified_with_account  # noqa: E402
+from tests.e2e.transfers import second_account  # noqa: E402
 
 FINAL = {"completed", "credit_failed", "failed", "expired"}
 
