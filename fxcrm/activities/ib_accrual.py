@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,9 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from fxcrm.core.db import insert_ignoring_duplicates, transaction
-from fxcrm.domain.ib.engine import CLOSING_ENTRIES, Accrual, DealFacts, accrue
-from fxcrm.ib.context import IbContext, Resolution, context_fingerprint, opening_times
-from fxcrm.ib.periods import closed_through, lock_periods, open_period, period_of
+from fxcrm.ib.accrual import ACCRUAL_UNIQUE, DEAL_COLUMNS, accrual_rows
+from fxcrm.ib.context import IbContext, context_fingerprint
+from fxcrm.ib.periods import closed_through, lock_periods
 from fxcrm.models import IbAccrual, IbAccrualCursor, IngestedDeal
 from fxcrm.workflows.ib_accrual_types import AccrueInput, AccrueResult
 
@@ -43,20 +42,6 @@ BATCH_SIZE = 5_000  # deals per transaction
 # A context is rebuilt when rows are added to its tables (fingerprint), and at least this often
 # for rows edited in place (an account moved to another group).
 CONTEXT_MAX_AGE_SECONDS = 60.0
-
-ACCRUAL_UNIQUE = ["deal_pk", "beneficiary_id", "rule"]
-DEAL_COLUMNS = (
-    IngestedDeal.id,
-    IngestedDeal.deal_id,
-    IngestedDeal.login,
-    IngestedDeal.position_id,
-    IngestedDeal.symbol,
-    IngestedDeal.side,
-    IngestedDeal.entry,
-    IngestedDeal.volume_lots,
-    IngestedDeal.commission,
-    IngestedDeal.closed_at,
-)
 
 
 @dataclass
@@ -149,7 +134,7 @@ class IbAccrualActivities:
             # sees the close and puts late deals into the next open period.
             await lock_periods(session, context.brand_id, exclusive=False)
             latest_closed = await closed_through(session, context.brand_id)
-            rows, excluded = await _accruals(session, context, deals, latest_closed, reasons)
+            rows, excluded = await accrual_rows(session, context, deals, latest_closed, reasons)
             accrued = await insert_ignoring_duplicates(
                 session,
                 IbAccrual.__table__,  # type: ignore[arg-type]
@@ -187,91 +172,3 @@ class IbAccrualActivities:
             seconds=round(time.perf_counter() - began, 3),
         )
         return context
-
-
-async def _accruals(
-    session: AsyncSession,
-    context: IbContext,
-    deals: Sequence[Any],
-    latest_closed: str | None,
-    reasons: Counter[str],
-) -> tuple[list[dict[str, Any]], int]:
-    """The accrual rows of a batch of deals, and how many deals paid nobody."""
-    facts: list[tuple[Any, DealFacts | None]] = []
-    resolved: list[Resolution | None] = []
-    holding: set[str] = set()  # positions whose direct IB's plan has a minimum holding time
-    for deal in deals:
-        account = context.account(deal.login)
-        if account is None:
-            facts.append((deal, None))
-            resolved.append(None)
-            continue
-        fact = DealFacts(
-            deal_key=deal.id,
-            trader_id=account.trader_id,
-            symbol=deal.symbol,
-            side=deal.side,
-            entry=deal.entry,
-            volume_lots=deal.volume_lots,
-            commission=deal.commission,
-            closed_at=deal.closed_at,
-            account_group=account.group,
-        )
-        resolution = context.resolve(fact)
-        if (
-            resolution.chain
-            and resolution.chain[0].rules.min_hold_seconds
-            and deal.entry in CLOSING_ENTRIES
-        ):
-            holding.add(deal.position_id)
-        facts.append((deal, fact))
-        resolved.append(resolution)
-    opened = await opening_times(session, context.server_id, holding) if holding else {}
-    rows: list[dict[str, Any]] = []
-    excluded = 0
-    now = datetime.now(UTC)
-    for (deal, known), resolved_as in zip(facts, resolved, strict=True):
-        if known is None or resolved_as is None:
-            excluded += 1
-            reasons["unknown_login"] += 1
-            continue
-        fact = known
-        accruals: list[Accrual] = []
-        reason = resolved_as.reason
-        if reason is None:
-            opened_at = opened.get(deal.position_id)
-            if opened_at is not None:
-                fact = replace(fact, opened_at=opened_at)
-            accruals, reason = accrue(fact, list(resolved_as.chain))
-        if reason is not None:
-            excluded += 1
-            reasons["min_hold" if reason.startswith("held_") else reason] += 1
-            continue
-        own_period = period_of(fact.closed_at)
-        period = open_period(fact.closed_at, latest_closed)
-        about: dict[str, Any] = {
-            "deal": deal.deal_id,
-            "symbol": deal.symbol,
-            "volume_lots": str(deal.volume_lots),
-        }
-        if period != own_period:
-            about["deal_period"] = own_period  # late: an adjustment of a later settlement
-        for accrual in accruals:
-            rows.append(
-                {
-                    "brand_id": context.brand_id,
-                    "deal_pk": accrual.deal_key,
-                    "beneficiary_id": accrual.beneficiary,
-                    "rule": accrual.rule,
-                    "depth": accrual.depth,
-                    "amount": accrual.amount,
-                    "currency": accrual.currency,
-                    "plan_version_id": accrual.plan_version_id or None,
-                    "trader_id": fact.trader_id,
-                    "period": period,
-                    "closed_at": fact.closed_at,
-                    "inputs": {**about, **accrual.inputs},
-                    "created_at": now,
-                }
-            )
-    return rows, excluded

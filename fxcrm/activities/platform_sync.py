@@ -93,6 +93,7 @@ def _deal_row(server_id: str, deal: ClosedDeal) -> dict[str, Any]:
         "commission": deal.commission,
         "swap": deal.swap,
         "closed_at": deal.time,
+        "opened_at": deal.opened_at,
         # Kept as the platform sent it; some clients hand over Decimals, JSON wants strings.
         "raw": json.loads(json.dumps(deal.raw, default=str)),
         "ingested_at": utcnow(),

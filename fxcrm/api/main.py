@@ -20,6 +20,7 @@ from fxcrm.api.routes import (
     auth,
     backoffice,
     ib_admin,
+    ib_recalc,
     ib_settlement,
     ledger,
     partner,
@@ -111,6 +112,7 @@ def create_app(
         withdrawals,
         reconciliation,
         ib_settlement,  # before ib_admin: /backoffice/ib/settlements, not /ib/{ib_id}
+        ib_recalc,  # before ib_admin too: /backoffice/ib/recalculations/...
         ib_admin,
         partner,
         referrals,

@@ -14,6 +14,10 @@ Rules:
   else its general assignment; then the plan's version effective at the deal's time;
 - a master without a plan still gets its share of a split pool (the direct IB's plan decides it),
   and earns nothing under a differential one.
+
+What-if (fxcrm.ib.recalculation): `with_changes` gives a copy of a loaded context in which some
+IBs (or every IB of a plan) earn by other rules, or some clients belong to another IB over a
+stretch of time; the accrual itself is unchanged.
 """
 
 from __future__ import annotations
@@ -83,6 +87,25 @@ class AccountRef(tuple[str, str]):
 
 
 @dataclass(frozen=True, slots=True)
+class PlanOverride:
+    """What-if: `rules` (as version `version_id`) instead of the plan of `ib_id`, or of every IB
+    whose plan is `plan_id`."""
+
+    version_id: str
+    rules: PlanRules
+    ib_id: str | None = None
+    plan_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttributionOverride:
+    """What-if: the client belongs to `attribution.ib_id` from its effective_from until `until`."""
+
+    attribution: Attribution
+    until: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Resolution:
     """Who earns on a deal: the chain (direct IB first) or why nobody does."""
 
@@ -117,6 +140,31 @@ class IbContext:
         self._change_points = change_points
         self._parsed: dict[str, PlanRules | None] = {}
         self._chains: dict[tuple[str, str | None, int], Resolution] = {}
+        self._plan_overrides: tuple[PlanOverride, ...] = ()
+        self._attribution_overrides: tuple[AttributionOverride, ...] = ()
+
+    def with_changes(
+        self,
+        plans: Iterable[PlanOverride] = (),
+        attributions: Iterable[AttributionOverride] = (),
+    ) -> IbContext:
+        """A copy of this context with more what-if changes; a later change wins over an earlier
+        one it overlaps. The loaded data is shared, the memoized chains are not."""
+        copy = IbContext(
+            brand_id=self.brand_id,
+            server_id=self.server_id,
+            hierarchy=self.hierarchy,
+            attributions=self._attributions,
+            excluded=self._excluded,
+            accounts=self._accounts,
+            assignments=self._assignments,
+            versions=self._versions,
+            change_points=self._change_points,
+        )
+        copy._parsed = self._parsed
+        copy._plan_overrides = self._plan_overrides + tuple(plans)
+        copy._attribution_overrides = self._attribution_overrides + tuple(attributions)
+        return copy
 
     # ---------------------------------------------------------------- lookups
 
@@ -125,6 +173,10 @@ class IbContext:
 
     def attribution(self, trader_id: str, at: datetime) -> Attribution | None:
         """The client's attribution at `at`; None before the first one."""
+        for override in reversed(self._attribution_overrides):
+            moved = override.attribution
+            if moved.trader_id == trader_id and moved.effective_from <= at < override.until:
+                return moved
         rows = self._attributions.get(trader_id)
         if rows is not None:
             for row in reversed(rows):  # nearly always one or two
@@ -133,6 +185,8 @@ class IbContext:
         return None
 
     def excluded(self, attribution: Attribution) -> str | None:
+        if any(attribution is o.attribution for o in self._attribution_overrides):
+            return None  # staff's what-if attribution: not a self-referral by definition
         return self._excluded.get((attribution.trader_id, attribution.effective_from))
 
     def plan_at(
@@ -146,6 +200,9 @@ class IbContext:
         if plan_id is None:
             general = self._assignments.get((ib_id, None))
             plan_id = general.at(at) if general is not None else None
+        for change in reversed(self._plan_overrides):
+            if change.ib_id == ib_id or (change.plan_id is not None and change.plan_id == plan_id):
+                return change.version_id, change.rules
         if plan_id is None:
             return None
         versions = self._versions.get(plan_id)
@@ -170,7 +227,7 @@ class IbContext:
         attribution = self.attribution(deal.trader_id, deal.closed_at)
         if attribution is None:
             return Resolution((), "not_attributed")
-        why = self._excluded.get((attribution.trader_id, attribution.effective_from))
+        why = self.excluded(attribution)
         if why is not None:
             return Resolution((), f"excluded:{why}", attribution)
         epoch = bisect.bisect_right(self._change_points, deal.closed_at)
@@ -365,20 +422,42 @@ async def context_fingerprint(session: AsyncSession, server_id: str) -> tuple[An
 async def opening_times(
     session: AsyncSession, server_id: str, positions: Collection[str]
 ) -> dict[str, datetime]:
-    """When each position opened: its "in" deal among the ingested deals, where there is one
-    (platforms that report only closing deals leave the minimum holding time unchecked)."""
+    """When each position opened: first the opening time stored on its deals (as the platform
+    reported it, IngestedDeal.opened_at), else its "in" deal among the ingested deals. Positions
+    with neither are left out, and their minimum holding time unchecked."""
     found: dict[str, datetime] = {}
     wanted = list(positions)
     for start in range(0, len(wanted), 2_000):
-        rows = await session.execute(
-            select(IngestedDeal.position_id, func.min(IngestedDeal.closed_at))
-            .where(
+        chunk = wanted[start : start + 2_000]
+        found.update(
+            await _earliest(
+                session,
+                IngestedDeal.opened_at,
                 IngestedDeal.server_id == server_id,
-                # A literal, so that the partial index on opening deals matches the query.
-                IngestedDeal.entry == literal_column("'in'"),
-                IngestedDeal.position_id.in_(wanted[start : start + 2_000]),
+                # Matches the partial index on deals with an opening time.
+                IngestedDeal.opened_at.is_not(None),
+                IngestedDeal.position_id.in_(chunk),
             )
-            .group_by(IngestedDeal.position_id)
         )
-        found.update({position: at for position, at in rows.all()})
+        missing = [position for position in chunk if position not in found]
+        if missing:
+            found.update(
+                await _earliest(
+                    session,
+                    IngestedDeal.closed_at,
+                    IngestedDeal.server_id == server_id,
+                    # A literal, so that the partial index on opening deals matches the query.
+                    IngestedDeal.entry == literal_column("'in'"),
+                    IngestedDeal.position_id.in_(missing),
+                )
+            )
     return found
+
+
+async def _earliest(session: AsyncSession, column: Any, *where: Any) -> dict[str, datetime]:
+    rows = await session.execute(
+        select(IngestedDeal.position_id, func.min(column))
+        .where(*where)
+        .group_by(IngestedDeal.position_id)
+    )
+    return {position: at for position, at in rows.all() if at is not None}

@@ -195,3 +195,26 @@ class IbReferralClick(Base):
     link_code: Mapped[str | None] = mapped_column(String(40), nullable=True)
     visitor_id: Mapped[str] = mapped_column(String(64))
     clicked_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class IbRecalculation(Base):
+    """A staff what-if on a past (or the open) period: a plan's rules or a client's IB changed
+    over the period (`change`), previewed, then applied once as adjustment accruals (rule
+    `adjustment:{id}:{rule}`) in the first open period; nothing already accrued or paid changes."""
+
+    __tablename__ = "ib_recalculations"
+    __table_args__ = (Index("ix_ib_recalculations_brand_period", "brand_id", "period"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    brand_id: Mapped[str] = mapped_column(ForeignKey("brands.id"))
+    period: Mapped[str] = mapped_column(String(7))  # the deals' month that is recalculated
+    change: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(12))  # previewed | applied
+    preview: Mapped[dict[str, Any]] = mapped_column(JSON)  # totals, per IB, sample lines
+    applied: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    target_period: Mapped[str | None] = mapped_column(String(7), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = created_at_column()
+    applied_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    applied_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)

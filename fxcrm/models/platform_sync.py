@@ -36,6 +36,8 @@ class IngestedDeal(Base):
     commission: Mapped[Decimal] = mapped_column(ScaledDecimal())
     swap: Mapped[Decimal] = mapped_column(ScaledDecimal())
     closed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # When the position opened, if the platform said (ClosedDeal.opened_at): IB minimum holding time.
+    opened_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     raw: Mapped[dict[str, Any]] = mapped_column(JSON)
     ingested_at: Mapped[datetime] = created_at_column()
 

@@ -4,8 +4,9 @@ Runs forever in rounds: each round catches up on deals from the cursor (a short 
 sweeps the long overlap when one is due (`SyncState`), starts an account mirror when one is due and
 none is running, then sleeps `interval_seconds`. The account mirror runs beside the deal rounds, so
 a slow or rate-limited account listing (Match-Trader allows 500 requests a minute, and one listing
-costs a request per account) never holds back deal ingestion. It continues as new every few hundred
-rounds to keep its history short.
+costs a request per account) never holds back deal ingestion. A catch-up that inserted deals wakes
+`ib-accrual-{server}`, so that IB commissions do not wait for its pause. It continues as new every
+few hundred rounds to keep its history short.
 """
 
 from __future__ import annotations
@@ -17,16 +18,20 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from fxcrm.activities.platform_sync import PlatformSyncActivities
     from fxcrm.activities.trading_pnl import TradingPnlActivities
+    from fxcrm.workflows.ib_accrual import accrual_workflow_id
     from fxcrm.workflows.platform_sync_types import IngestInput, ServerRef, SyncState
 
 # A platform that is down is retried with backoff for as long as it takes; the sync catches up.
 PLATFORM_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
 )
+# Running workflows recorded rounds without the wake signal: they replay without it.
+WAKE_ACCRUAL_PATCH = "wake-ib-accrual"
 
 
 def sync_workflow_id(server_id: str) -> str:
@@ -83,6 +88,7 @@ class PlatformSyncWorkflow:
         first start at the cursor the one before moved (less the tail)."""
         state = self.state
         overlap = overlap_seconds
+        inserted = 0
         while True:
             result = await workflow.execute_activity_method(
                 PlatformSyncActivities.ingest_deals,
@@ -96,9 +102,18 @@ class PlatformSyncWorkflow:
                 retry_policy=PLATFORM_RETRY,
             )
             state.deals_ingested += result.inserted
+            inserted += result.inserted
             if result.caught_up:
-                return
+                break
             overlap = state.tail_overlap_seconds
+        if inserted and workflow.patched(WAKE_ACCRUAL_PATCH):
+            await self._wake_accrual()
+
+    async def _wake_accrual(self) -> None:
+        accrual = workflow.get_external_workflow_handle(accrual_workflow_id(self.state.server_id))
+        # No accrual running for this server (not started, or ended): nothing to wake.
+        with contextlib.suppress(ApplicationError):
+            await accrual.signal("wake")
 
     async def _sync_accounts(self) -> None:
         # Realized P/L first, so that the ledger mirrors include every ingested deal when the

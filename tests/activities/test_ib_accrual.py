@@ -181,6 +181,7 @@ class World:
         side: str = "sell",
         position: str | None = None,
         commission: str = "-7",
+        opened_at: datetime | None = None,
     ) -> int:
         self.deals += 1
         async with transaction(self.sessions) as session:
@@ -198,6 +199,7 @@ class World:
                 commission=Decimal(commission),
                 swap=Decimal(0),
                 closed_at=at,
+                opened_at=opened_at,
                 raw={},
             )
             session.add(row)
@@ -412,6 +414,32 @@ async def test_minimum_holding_time(world: World) -> None:
     assert result.reasons == {"opening_deal": 2, "min_hold": 1}
     assert await world.earned(scalp) == {}
     assert await world.earned(held) == {("LEAF", "per_lot"): Decimal(5)}
+
+
+async def test_minimum_holding_time_from_the_stored_opening(world: World) -> None:
+    """Closing deals that carry their position's opening time (as MT5 ingestion stores it when the
+    opening deal was in the same read, and the other platforms always): no "in" deal needed."""
+    await world.plan(per_lot("5", min_hold_seconds=60), "LEAF")
+    login = await world.client("LEAF")
+    opened = T0 + timedelta(days=1)
+    scalp = await world.deal(login, opened + timedelta(seconds=30), position="P1", opened_at=opened)
+    held = await world.deal(login, opened + timedelta(seconds=90), position="P2", opened_at=opened)
+    # A later partial close read without the opening: the position's stored time still applies.
+    rest = await world.deal(login, opened + timedelta(seconds=40), position="P1")
+    # The stored time wins over an "in" deal of the same position.
+    await world.deal(login, opened + timedelta(seconds=80), entry="in", side="buy", position="P3")
+    stored = await world.deal(
+        login, opened + timedelta(seconds=100), position="P3", opened_at=opened
+    )
+    unknown = await world.deal(login, opened + timedelta(seconds=1), position="P4")
+    result = await world.accrue()
+    assert result.reasons == {"opening_deal": 1, "min_hold": 2}
+    assert await world.earned(scalp) == {}
+    assert await world.earned(rest) == {}
+    assert await world.earned(held) == {("LEAF", "per_lot"): Decimal(5)}
+    assert await world.earned(stored) == {("LEAF", "per_lot"): Decimal(5)}
+    # Neither an opening time nor an "in" deal: the minimum holding time cannot be checked.
+    assert await world.earned(unknown) == {("LEAF", "per_lot"): Decimal(5)}
 
 
 async def test_close_by_pays_once_on_the_buy_leg(world: World) -> None:

@@ -116,6 +116,8 @@ async def test_ingestion_is_idempotent_across_overlaps_and_reruns(
     fake = FakePlatform()
     now = datetime.now(UTC)
     fake.deals = [deal(n, now - timedelta(hours=5) + timedelta(seconds=30 * n)) for n in range(300)]
+    opened = now - timedelta(hours=6)
+    fake.deals[7] = fake.deals[7].model_copy(update={"opened_at": opened})
     acts = activities(sessions, fake)
     env = ActivityEnvironment()
     first = await env.run(
@@ -132,6 +134,7 @@ async def test_ingestion_is_idempotent_across_overlaps_and_reruns(
         row = await session.scalar(select(IngestedDeal).where(IngestedDeal.deal_id == "7"))
     assert row is not None and row.profit == Decimal("12.34") and row.volume_lots == Decimal("0.1")
     assert row.closed_at.tzinfo is not None
+    assert row.opened_at == opened
 
 
 async def test_a_big_backlog_is_read_in_bounded_steps(

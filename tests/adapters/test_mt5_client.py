@@ -433,6 +433,36 @@ async def test_closed_deals_by_group_mask_over_windows(
     assert [d.login for d in pro_only] == [second]
 
 
+async def test_closed_deals_carry_the_opening_read_in_the_same_call(
+    mt5_client: Mt5WebApiClient, mt5_sim: Mt5SimulatorThread
+) -> None:
+    login = (await mt5_client.create_account(spec())).login
+    state = mt5_sim.state
+
+    def trade(action: str, entry: int, position: int, at: datetime) -> None:
+        state.add_trade_deal(
+            login, "EURUSD", action, entry, "1", "1.1", position_id=position, time=at
+        )
+
+    trade("buy", 0, 7, T0 + timedelta(minutes=1))
+    trade("buy", 0, 7, T0 + timedelta(minutes=5))  # netting: added to, opened at the first
+    trade("sell", 1, 7, T0 + timedelta(days=2))  # a later window of the group read
+    trade("buy", 0, 8, T0 - timedelta(minutes=1))  # before the read: unknown
+    trade("sell", 1, 8, T0 + timedelta(minutes=2))
+    trade("sell", 1, 9, T0 + timedelta(minutes=3))  # never opened in sight
+
+    until = T0 + timedelta(days=3)
+    by_group = [d async for d in mt5_client.iter_closed_deals(None, "*", T0, until)]
+    by_login = [d async for d in mt5_client.iter_closed_deals([login], None, T0, until)]
+    for deals in (by_group, by_login):
+        assert {d.position_id: d.opened_at for d in deals} == {
+            "7": T0 + timedelta(minutes=1),  # in UTC, like the close
+            "8": None,
+            "9": None,
+        }
+        assert {d.entry for d in deals} == {"out"}  # the openings themselves are not yielded
+
+
 async def test_closed_deals_need_one_scope(mt5_client: Mt5WebApiClient) -> None:
     with pytest.raises(ValueError, match="either"):
         async for _ in mt5_client.iter_closed_deals([1], "*", T0, T0):

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from temporalio import activity
+from temporalio import activity, workflow
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -32,12 +32,18 @@ class FakeSync:
         self.accounts = 0
         self.pnl_before_accounts = 0
         self.pnl_calls = 0
+        # Per server, what its successive ingest calls insert (then nothing).
+        self.inserted: dict[str, list[int]] = {}
 
     def activities(self) -> list[object]:
         @activity.defn(name="ingest_deals")
         async def ingest_deals(inp: IngestInput) -> IngestResult:
             self.overlaps.append(inp.overlap_seconds)
-            return IngestResult(read=0, inserted=0, until=datetime.now(UTC), caught_up=True)
+            planned = self.inserted.get(inp.server_id)
+            inserted = planned.pop(0) if planned else 0
+            return IngestResult(
+                read=inserted, inserted=inserted, until=datetime.now(UTC), caught_up=True
+            )
 
         @activity.defn(name="sync_accounts")
         async def sync_accounts(ref: ServerRef) -> AccountsSynced:
@@ -98,3 +104,58 @@ async def test_tail_every_round_sweep_and_accounts_on_their_own_period(
     # Realized P/L reaches the ledger before every mirror compares balances with it.
     assert fake.pnl_before_accounts in {fake.accounts, fake.accounts + 1}
     assert synced.swept_at is not None and synced.accounts_synced_at is not None
+
+
+@workflow.defn(name="IbAccrualWorkflow", sandboxed=False)
+class FakeAccrual:
+    def __init__(self) -> None:
+        self.wakes = 0
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.signal
+    def wake(self) -> None:
+        self.wakes += 1
+
+    @workflow.query
+    def woken(self) -> int:
+        return self.wakes
+
+
+async def test_rounds_that_insert_deals_wake_the_accrual(env: WorkflowEnvironment) -> None:
+    """Only a catch-up that inserted deals signals `ib-accrual-{server}`; a server without an
+    accrual workflow syncs on regardless."""
+    fake = FakeSync()
+    queue = f"sync-{uuid.uuid4()}"
+    server = f"mt5-{uuid.uuid4().hex[:8]}"
+    lonely = f"mt5-{uuid.uuid4().hex[:8]}"
+    fake.inserted = {server: [0, 3, 0, 0, 5], lonely: [4, 0, 2]}
+    state = SyncState(server_id=server, interval_seconds=1, sweep_every_seconds=3600)
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=[PlatformSyncWorkflow, FakeAccrual],
+        activities=fake.activities(),
+    ):
+        accrual = await env.client.start_workflow(
+            FakeAccrual.run, id=f"ib-accrual-{server}", task_queue=queue
+        )
+        sync = await env.client.start_workflow(
+            PlatformSyncWorkflow.run, state, id=f"platform-sync-{server}", task_queue=queue
+        )
+        alone = await env.client.start_workflow(
+            PlatformSyncWorkflow.run,
+            SyncState(server_id=lonely, interval_seconds=1, sweep_every_seconds=3600),
+            id=f"platform-sync-{lonely}",
+            task_queue=queue,
+        )
+        await env.sleep(20)
+        woken = await accrual.query(FakeAccrual.woken)
+        lonely_state = await alone.query(PlatformSyncWorkflow.get_state)
+        for handle in (sync, alone, accrual):
+            await handle.terminate("test done")
+    assert woken == 2
+    # Its wakes found nobody, and it went on.
+    assert lonely_state.deals_ingested == 6 and len(fake.overlaps) > 20

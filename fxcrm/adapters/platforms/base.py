@@ -124,6 +124,8 @@ class ClosedDeal(BaseModel):
     swap: Decimal
     time: datetime  # UTC
     raw: dict[str, object]
+    # When the position opened (UTC), where the platform says; None when unknown (see each client).
+    opened_at: datetime | None = None
 
 
 class OpenPosition(BaseModel):

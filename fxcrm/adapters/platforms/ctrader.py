@@ -583,6 +583,7 @@ class CTraderWebServicesClient:
 
     def _closed_deal(self, row: Mapping[str, str]) -> ClosedDeal:
         direction = row["direction"].strip().upper()
+        opened = row.get("openTimestamp", "").strip()
         return ClosedDeal(
             deal_id=row["dealId"].strip(),
             login=to_int(row["login"]),
@@ -597,6 +598,7 @@ class CTraderWebServicesClient:
             commission=to_decimal(row["commission"]),
             swap=to_decimal(row["swap"]),
             time=parse_time(row["closeTimestamp"]),
+            opened_at=parse_time(opened) if opened else None,
             raw=dict(row),
         )
 

@@ -834,5 +834,6 @@ def _closed_deal(row: Mapping[str, Any]) -> ClosedDeal:
         commission=to_decimal(row.get("commission")),
         swap=to_decimal(row.get("swap")),
         time=parse_time(row.get("closeTime")),
+        opened_at=parse_time(row["openTime"]) if row.get("openTime") else None,
         raw=dict(row),
     )

@@ -465,6 +465,7 @@ class Mt4BridgeClient:
         cmd = _int(record.get("cmd"))
         if cmd not in (OP_BUY, OP_SELL) or not _int(record.get("close_time", 0)):
             return None
+        opened = _int(record.get("open_time", 0))
         return ClosedDeal(
             deal_id=str(record["order"]),
             login=_int(record["login"]),
@@ -479,6 +480,7 @@ class Mt4BridgeClient:
             commission=_dec(record.get("commission", 0)),
             swap=_dec(record.get("storage", 0)),
             time=self._to_utc(record.get("close_time", 0)),
+            opened_at=self._to_utc(opened) if opened else None,
             raw=dict(record),
         )
 

@@ -43,7 +43,8 @@ RIGHT_TRADE_DISABLED = 0x4
 ACTION_BUY = 0
 ACTION_SELL = 1
 MONEY_ACTIONS = frozenset({2, 3, 4, 5, 6})
-ENTRY_NAMES = {0: "in", 1: "out", 2: "inout", 3: "out_by"}
+ENTRY_IN = 0
+ENTRY_NAMES = {ENTRY_IN: "in", 1: "out", 2: "inout", 3: "out_by"}
 CLOSING_ENTRIES = frozenset({1, 2, 3})
 
 COMMENT_MAX = 31  # longer deal comments are cut by the server, which would break ref matching
@@ -623,24 +624,37 @@ class Mt5WebApiClient:
     async def iter_closed_deals(
         self, logins: list[int] | None, group: str | None, since: datetime, until: datetime
     ) -> AsyncIterator[ClosedDeal]:
+        """The closing deals in [since, until]. The answers also carry opening deals (entry in):
+        they are not yielded, but give `opened_at` to the closing deals of their position read in
+        the same call (the earliest, as a netting position can be added to). A position opened
+        before `since` keeps `opened_at` None: the Web API cannot look a position's deals up."""
         if (logins is None) == (group is None):
             raise ValueError("pass either logins or a group mask")
         start, end = self._to_server(since), self._to_server(until)
-        if logins is not None:
-            for login in logins:
-                async for raw in self._deals_of_login(login, start, end):
-                    deal = self._closed_deal(raw)
-                    if deal is not None:
-                        yield deal
-        else:
-            async for raw in self._deals_of_group(str(group), start, end):
-                deal = self._closed_deal(raw)
+        openings: dict[str, datetime] = {}  # position id -> its opening deal's time, this call
+        async for answer in self._deal_answers(logins, group, start, end):
+            # Openings first: an answer's order is the server's, not necessarily by time.
+            for raw in answer:
+                self._note_opening(raw, openings)
+            for raw in answer:
+                deal = self._closed_deal(raw, openings)
                 if deal is not None:
                     yield deal
 
+    async def _deal_answers(
+        self, logins: list[int] | None, group: str | None, start: int, end: int
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        if logins is not None:
+            for login in logins:
+                async for page in self._deals_of_login(login, start, end):
+                    yield page
+        else:
+            async for window in self._deals_of_group(str(group), start, end):
+                yield window
+
     async def _deals_of_login(
         self, login: int, start: int, end: int
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         """Paged: a busy account can have more deals than one answer should carry."""
         span = {"login": login, "from": start, "to": end}
         total = to_int((await self._answer("GET", "deal/get_total", span) or {}).get("total", 0))
@@ -648,30 +662,36 @@ class Mt5WebApiClient:
             page = await self._answer(
                 "GET", "deal/get_page", {**span, "offset": offset, "total": self._page_size}
             )
-            for raw in page or []:
-                yield raw
+            yield list(page or [])
 
     async def _deals_of_group(
         self, mask: str, start: int, end: int
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         """Windowed: cutting the range (ends inclusive) bounds the size of a group answer."""
         step = max(1, int(self._deal_window.total_seconds()))
         window_start = start
         while window_start <= end:
             window_end = min(end, window_start + step - 1)
             params = {"group": mask, "from": window_start, "to": window_end}
-            for raw in await self._answer("GET", "deal/get_batch", params) or []:
-                yield raw
+            yield list(await self._answer("GET", "deal/get_batch", params) or [])
             window_start = window_end + 1
 
-    def _closed_deal(self, raw: dict[str, Any]) -> ClosedDeal | None:
+    def _note_opening(self, raw: dict[str, Any], openings: dict[str, datetime]) -> None:
+        """Remembers when a position opened, if `raw` is a buy or sell that opens one."""
+        if _action(raw) not in (ACTION_BUY, ACTION_SELL) or _entry(raw) != ENTRY_IN:
+            return
+        position = str(raw.get("PositionID", ""))
+        at = self._to_utc(raw.get("Time", 0), raw.get("TimeMsc"))
+        if position not in openings or at < openings[position]:
+            openings[position] = at
+
+    def _closed_deal(
+        self, raw: dict[str, Any], openings: Mapping[str, datetime]
+    ) -> ClosedDeal | None:
         """A closing trade, or None for anything else (money moves, entries, unknown actions)."""
         action = _action(raw)
-        try:
-            entry = int(str(raw.get("Entry")))
-        except ValueError:
-            return None
-        if action not in (ACTION_BUY, ACTION_SELL) or entry not in CLOSING_ENTRIES:
+        entry = _entry(raw)
+        if action not in (ACTION_BUY, ACTION_SELL) or entry is None or entry not in CLOSING_ENTRIES:
             return None
         volume_ext = to_int(raw.get("VolumeExt", 0) or 0)
         lots = (
@@ -679,10 +699,11 @@ class Mt5WebApiClient:
             if volume_ext
             else Decimal(to_int(raw.get("Volume", 0))) / LOTS_PER_VOLUME
         )
+        position_id = str(raw.get("PositionID", ""))
         return ClosedDeal(
             deal_id=str(raw["Deal"]),
             login=to_int(raw["Login"]),
-            position_id=str(raw.get("PositionID", "")),
+            position_id=position_id,
             symbol=str(raw.get("Symbol", "")),
             side="buy" if action == ACTION_BUY else "sell",
             entry=ENTRY_NAMES[entry],
@@ -692,6 +713,7 @@ class Mt5WebApiClient:
             commission=to_decimal(raw.get("Commission", 0)),
             swap=to_decimal(raw.get("Storage", 0)),
             time=self._to_utc(raw.get("Time", 0), raw.get("TimeMsc")),
+            opened_at=openings.get(position_id),
             raw=dict(raw),
         )
 
@@ -725,6 +747,13 @@ def _unavailable(command: str, what: str, code: str) -> PlatformError:
 
 def _query(params: Mapping[str, object]) -> dict[str, str]:
     return {key: str(value) for key, value in params.items()}
+
+
+def _entry(deal: Mapping[str, Any]) -> int | None:
+    try:
+        return int(str(deal.get("Entry")))
+    except ValueError:
+        return None
 
 
 def _action(deal: Mapping[str, Any]) -> int | None:

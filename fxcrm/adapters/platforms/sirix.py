@@ -709,6 +709,7 @@ class SirixClient:
         as on MT5, so the same IB rules read every platform alike."""
         position_side = side_of(row.get("ActionType"))
         position_id = str(row.get("PositionID", ""))
+        opened = row.get("OpenTime")
         return ClosedDeal(
             deal_id=str(_first(row, "OrderID", "CloseOrderID", "PositionID", default="")),
             login=to_int(row.get("UserID")),
@@ -722,6 +723,7 @@ class SirixClient:
             commission=to_decimal(row.get("Commission", 0)),
             swap=to_decimal(_first(row, "Swap", "Rollover", default=0)),
             time=from_server_time(row.get("CloseTime"), self._zone),
+            opened_at=from_server_time(opened, self._zone) if opened else None,
             raw=dict(row),
         )
 

@@ -294,6 +294,7 @@ async def test_closed_deals_over_five_days_in_two_day_windows(
         assert [d.volume_lots for d in deals] == [Decimal("0.3"), Decimal("0.3"), Decimal("0.4")]
         assert [d.profit for d in deals] == [Decimal(30), Decimal(-12), Decimal(55)]
         assert [d.time for d in deals] == [c[0] for c in closes]
+        assert [d.opened_at for d in deals] == [T0] * 3  # partial closes: the position's opening
         assert all(d.time.tzinfo is UTC for d in deals)
         assert {(d.side, d.entry, d.symbol, d.commission) for d in deals} == {
             ("sell", "out", "EURUSD", Decimal("-2.00"))

@@ -344,6 +344,8 @@ async def test_closed_deals_are_paged_deduplicated_and_utc(
             Decimal(-3),
         )
         assert first.time == T0 + timedelta(minutes=0.5) and first.time.tzinfo == UTC
+        assert first.opened_at == T0 and first.opened_at.tzinfo == UTC
+        assert [d.opened_at for d in deals if d.login == b] == [T0 + timedelta(minutes=20)] * 2
         group_deals = [
             d
             async for d in client.iter_closed_deals(None, HIGHRISK, SINCE, T0 + timedelta(hours=1))

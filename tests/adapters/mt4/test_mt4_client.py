@@ -230,6 +230,7 @@ async def test_closed_deals_are_paged_in_lots_and_utc(
     assert (deal.login, deal.symbol, deal.side, deal.entry) == (login, "XAUUSD", "sell", "out")
     assert deal.volume_lots == Decimal("0.13")
     assert deal.time == base + timedelta(minutes=5)
+    assert [d.opened_at for d in deals] == [base + timedelta(hours=n) for n in range(5)]
     assert (deal.price, deal.profit, deal.commission, deal.swap) == (
         Decimal("2651.5"),
         Decimal(13),

@@ -387,6 +387,7 @@ async def test_closed_deals_by_group_across_dst(
     since, until = datetime(2025, 3, 27, 20, tzinfo=UTC), datetime(2025, 3, 29, tzinfo=UTC)
     deals = [d async for d in sirix_client.iter_closed_deals(None, STD, since, until)]
     assert [d.time for d in deals] == times
+    assert [d.opened_at for d in deals] == times  # opened at the close, in local time too
     deal = deals[1]
     assert (deal.login, deal.position_id, deal.symbol, deal.side, deal.entry) == (
         login,
