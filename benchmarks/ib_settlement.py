@@ -7,7 +7,7 @@ mixed plans (per-lot only; lot tiers; revenue share on net loss + CPA), then in 
   beneficiary_id` (run twice, the warm figure reported);
 - the settlement end to end, as the workflow's activities run it (no Temporal): close the period,
   aggregate, apply the rules, write every IB's settlement and ledger transfer; then a re-run
-  (nothing to write);
+  (nothing to write); then the aggregation and the rules alone (no writes), for the split;
 and prints both, their ratio and the peak resident memory while settling.
 
     .venv/bin/python benchmarks/ib_settlement.py [--accruals 1000000] [--sqlite/--no-sqlite]
@@ -34,12 +34,19 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import insert, select, text  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker  # noqa: E402
 
-from fxcrm.activities.ib_settlement import close_period, settle_period  # noqa: E402
+from fxcrm.activities.ib_settlement import (  # noqa: E402
+    AGGREGATE_WORK_MEM,
+    _plans,
+    close_period,
+    compute,
+    settle_period,
+)
 from fxcrm.core.config import Settings  # noqa: E402
 from fxcrm.core.db import create_engine, session_factory  # noqa: E402
 from fxcrm.core.fields import configure_field_cipher  # noqa: E402
 from fxcrm.core.migrate import upgrade  # noqa: E402
 from fxcrm.domain.ib.plans import CpaRule, PlanRules, Tier  # noqa: E402
+from fxcrm.domain.ib.settlement import period_end  # noqa: E402
 from fxcrm.ledger import check_invariants  # noqa: E402
 from fxcrm.models import (  # noqa: E402
     Brand,
@@ -52,7 +59,7 @@ from fxcrm.models import (  # noqa: E402
 )
 from fxcrm.models.base import new_id  # noqa: E402
 from fxcrm.seed import DEMO_BRAND, DEMO_SERVER, seed_demo  # noqa: E402
-from fxcrm.workflows.ib_settlement_types import IbSettlementInput  # noqa: E402
+from fxcrm.workflows.ib_settlement_types import ClosedPeriod, IbSettlementInput  # noqa: E402
 
 PERIOD = "2026-01"
 MONTH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -101,7 +108,7 @@ async def populate(
     rng = random.Random(5)
     now = datetime.now(UTC)
     ib_ids = [new_id() for _ in range(ibs)]
-    parent = [None] + [(i - 1) // 8 for i in range(1, ibs)]  # a tree 5 levels deep
+    parent: list[int | None] = [None] + [(i - 1) // 8 for i in range(1, ibs)]  # 5 levels deep
     async with sessions() as session, session.begin():
         brand = await session.scalar(select(Brand).where(Brand.code == DEMO_BRAND))
         assert brand is not None
@@ -115,7 +122,7 @@ async def populate(
                     "email": f"bench-ib{i}@ib.test",
                     "name": f"Bench IB {i}",
                     "referral_code": f"BENCH{i}",
-                    "parent_id": ib_ids[parent[i]] if parent[i] is not None else None,
+                    "parent_id": None if (up := parent[i]) is None else ib_ids[up],
                     "status": "suspended" if i % 97 == 0 else "active",
                     "password_hash": "x",
                     "failed_logins": 0,
@@ -224,6 +231,17 @@ async def ceiling(sessions: async_sessionmaker[AsyncSession]) -> tuple[float, in
         return time.perf_counter() - began, len(rows)
 
 
+async def aggregation(sessions: async_sessionmaker[AsyncSession], closed: ClosedPeriod) -> float:
+    """The settlement's read side alone, as settle_period runs it: plans, inputs, rules."""
+    began = time.perf_counter()
+    async with sessions() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            await session.execute(text(f"SET LOCAL work_mem = '{AGGREGATE_WORK_MEM}'"))
+        plans = await _plans(session, closed.brand_id, period_end(closed.period))
+        await compute(session, closed, plans)
+    return time.perf_counter() - began
+
+
 async def run(url: str, accruals: int, ibs: int, clients: int) -> None:
     await asyncio.to_thread(upgrade, url)
     engine = create_engine(url)
@@ -259,6 +277,7 @@ async def run(url: str, accruals: int, ibs: int, clients: int) -> None:
     rerun_s = time.perf_counter() - began
     sampling = False
     await sampler
+    aggregate_s = await aggregation(sessions, closed)
     ceiling_after, _ = await ceiling(sessions)
     async with sessions() as session:
         report = await check_invariants(session)
@@ -270,6 +289,10 @@ async def run(url: str, accruals: int, ibs: int, clients: int) -> None:
         f"{result.carried:,} carried, {result.held:,} held; paid {result.paid_total} USD)"
     )
     print(f"  ratio settlement / ceiling: {settle_s / ceiling_s:.1f}x")
+    print(
+        f"  of which the aggregation and the rules (timed alone): {aggregate_s:.3f} s "
+        f"({aggregate_s / ceiling_s:.1f}x the ceiling); the rest is writing"
+    )
     print(f"  re-run (nothing to pay): {rerun_s:.3f} s, written {again.settled_now}")
     print(
         f"  RSS before settling {before:.0f} MB, peak while settling {peak:.0f} MB "

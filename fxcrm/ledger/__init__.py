@@ -20,6 +20,7 @@ from fxcrm.ledger.service import (
     reverse,
     transfer,
     transfer_linked,
+    transfer_many,
     void_expired,
     void_pending,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "reverse",
     "transfer",
     "transfer_linked",
+    "transfer_many",
     "void_expired",
     "void_pending",
 ]
