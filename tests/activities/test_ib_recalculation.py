@@ -5,6 +5,7 @@ earlier one; nothing accrued or paid before is edited; bad changes are refused w
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
@@ -284,6 +285,7 @@ async def test_a_whole_plan_by_a_stored_version(world: World) -> None:
 async def test_bad_changes_are_refused(
     world: World, change: dict[str, Any], status: int, code: str
 ) -> None:
+    change = copy.deepcopy(change)  # the parameters are shared by both database backends
     plan = change.get("plan")
     if plan and plan.get("ib_id") in world.ibs:
         plan["ib_id"] = world.ibs[plan["ib_id"]]
