@@ -449,7 +449,9 @@ async def transfer_many(
     keys = _keys(expected)
     if len(set(keys)) != len(keys):
         raise InvalidTransfer("an idempotency key appears twice in the batch")
-    for attempt in range(2):
+    # Concurrent writers may take some of the keys first: each time that happens at least one
+    # more key is found stored and answered as a replay, so this ends within len(keys) rounds.
+    for _ in range(len(keys) + 1):
         found = await _find(session, keys)
         replays = [fields for fields in expected if fields["idempotency_key"] in found]
         views = dict(zip(_keys(replays), _replay(found, replays), strict=True))
@@ -460,9 +462,8 @@ async def transfer_many(
             async with session.begin_nested():
                 posted = await _post_many(session, fresh)
         except IntegrityError:
-            # A concurrent writer used one of the keys first: answer it as a replay.
-            if attempt or not await _find(session, _keys(fresh)):
-                raise
+            if not await _find(session, _keys(fresh)):
+                raise  # not a key taken by another writer: a real constraint violation
             continue
         views |= {row["idempotency_key"]: TransferView.model_validate(row) for row in posted}
         break
