@@ -73,6 +73,9 @@ class Supervisor:
 
 
 def run_dev(settings: Settings) -> None:
+    # SIGTERM (a service manager, `timeout`, a closed terminal) stops everything like Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
     VAR.mkdir(exist_ok=True)
     env = {**os.environ, "FXCRM_ENV": "dev"}
     from fxcrm.core.migrate import upgrade
@@ -131,6 +134,10 @@ def run_dev(settings: Settings) -> None:
     finally:
         sup.stop()
         print("stopped.")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _banner(settings: Settings) -> None:
