@@ -132,11 +132,16 @@ def run_dev(settings: Settings) -> None:
     except KeyboardInterrupt:
         print("\nstopping fxcrm ...")
     finally:
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
         sup.stop()
         print("stopped.")
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    # Once: a second signal (uv and make pass it on too) must not cut the clean-up short.
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
