@@ -20,6 +20,7 @@ from fxcrm.api.routes import (
     auth,
     backoffice,
     ib_admin,
+    ib_deals,
     ib_recalc,
     ib_settlement,
     ledger,
@@ -113,6 +114,7 @@ def create_app(
         reconciliation,
         ib_settlement,  # before ib_admin: /backoffice/ib/settlements, not /ib/{ib_id}
         ib_recalc,  # before ib_admin too: /backoffice/ib/recalculations/...
+        ib_deals,  # and /backoffice/ib/deals/...
         ib_admin,
         partner,
         referrals,
