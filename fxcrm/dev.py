@@ -166,9 +166,11 @@ def _banner(settings: Settings, adopted: int) -> None:
         "Demo brand: demo. Staff logins (POST /auth/token):",
         *[f"  {email:32} {password}" for email, password in demo_staff_credentials()],
         "Traders register at POST /portal/demo/register and log in at POST /portal/demo/token.",
-        f"The demo book ({DEMO_BOOK_SIZE} accounts per platform, {adopted} adopted now) are clients",
-        f"of the demo IBs: demo00.mt5@example.com ... / {DEMO_TRADER_PASSWORD}. IBs log in at",
-        "POST /partner/demo/token (ib1@demo.fxcrm.dev / ib1-demo-2026, ib2@..., ib3@...).",
+        f"Demo book: {DEMO_BOOK_SIZE} trading accounts per platform ({adopted} new this start),",
+        "each an fxcrm client of a demo IB: demo00.mt5@example.com ... demo19.mt4@example.com,",
+        f"password {DEMO_TRADER_PASSWORD}. IBs log in at POST /partner/demo/token",
+        "(ib1@demo.fxcrm.dev / ib1-demo-2026, ib2@..., ib3@...). How the simulators decide:",
+        "docs/simulators.md.",
         "",
     ]
     print("\n".join(lines), flush=True)
