@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import select, update
 from temporalio.testing import ActivityEnvironment
 
 from fxcrm.activities.ib_accrual import IbAccrualActivities
 from fxcrm.models import (
+    IbAccrualCursor,
     IbPlan,
     IbPlanAssignment,
     IbPlanVersion,
@@ -147,6 +149,19 @@ async def test_staff_see_why_a_deal_paid_nothing(stack: Stack) -> None:
         "ib_id": None,
     }
     assert (await explain("later"))["status"] == "pending"
+    # Read by an accrual from before the reasons were kept: neither lines nor a reason.
+    async with stack.sessions() as session, session.begin():
+        later = await session.scalar(
+            select(IngestedDeal.id).where(
+                IngestedDeal.server_id == server_id, IngestedDeal.deal_id == "later"
+            )
+        )
+        await session.execute(
+            update(IbAccrualCursor)
+            .where(IbAccrualCursor.server_id == server_id)
+            .values(upto_deal_pk=later)
+        )
+    assert (await explain("later"))["status"] == "unrecorded"
 
     listed = await stack.http.get(
         "/backoffice/ib/deals/unpaid",

@@ -62,8 +62,8 @@ class Unpaid(BaseModel):
 
 class DealExplanation(BaseModel):
     deal: DealFacts
-    # pending: not read by the accrual yet; paid: `lines`; unpaid: `unpaid` says why;
-    # unrecorded: read before fxcrm kept the reasons.
+    # paid: `lines` (adjustments of a recalculation included); unpaid: `unpaid` says why;
+    # pending: not read by the accrual yet; unrecorded: read before fxcrm kept the reasons.
     status: Literal["pending", "paid", "unpaid", "unrecorded"]
     lines: list[PaidLine]
     unpaid: Unpaid | None
@@ -204,13 +204,16 @@ async def deal_explanation(
         )
     ).all()
     lines = [PaidLine.model_validate(a, from_attributes=True) for a in accruals]
-    unpaid = await session.get(IbUnpaidDeal, deal.id)
-    if unpaid is not None:
-        why = Unpaid.model_validate(unpaid, from_attributes=True)
-        return DealExplanation(deal=facts, status="unpaid", lines=lines, unpaid=why)
-    cursor = await session.get(IbAccrualCursor, server_id)
-    status: Literal["pending", "paid", "unrecorded"] = "pending"
-    if cursor is not None and cursor.upto_deal_pk >= deal.id:
-        # Read with no line and no reason: accrued before reasons were recorded (0009).
-        status = "paid" if lines else "unrecorded"
-    return DealExplanation(deal=facts, status=status, lines=lines, unpaid=None)
+    recorded = await session.get(IbUnpaidDeal, deal.id)
+    # Why it paid nothing when accrued; a later recalculation may still have paid adjustments.
+    unpaid = Unpaid.model_validate(recorded, from_attributes=True) if recorded else None
+    status: Literal["pending", "paid", "unpaid", "unrecorded"] = "pending"
+    if lines:
+        status = "paid"
+    elif unpaid is not None:
+        status = "unpaid"
+    else:
+        cursor = await session.get(IbAccrualCursor, server_id)
+        if cursor is not None and cursor.upto_deal_pk >= deal.id:
+            status = "unrecorded"  # read before the reasons were kept (0009)
+    return DealExplanation(deal=facts, status=status, lines=lines, unpaid=unpaid)
