@@ -22,7 +22,8 @@ from fxcrm.models import AuditEvent, Brand, IbAttribution, IbPartner, Trader, Tr
 from fxcrm.seed import DEMO_BRAND, DEMO_SERVER, seed_demo
 
 Sessions = async_sessionmaker[AsyncSession]
-BOOKED = {"mt5": 9_100_000, "ctrader": 9_200_000}  # platforms with a book here, first login
+# Platforms with a book here, and their first login: out of the ranges other tests draw from.
+BOOKED = {"mt5": 3_100_000_000, "ctrader": 3_200_000_000}
 
 
 class FakeBookGateway:
@@ -84,12 +85,14 @@ async def test_demo_book_accounts_become_clients_of_the_demo_ibs(
         assert brand is not None
         accounts = (
             await session.scalars(
-                select(TradingAccount).where(TradingAccount.login.between(9_100_000, 9_299_999))
+                select(TradingAccount).where(
+                    TradingAccount.login.between(3_100_000_000, 3_299_999_999)
+                )
             )
         ).all()
         assert len(accounts) == 2 * DEMO_BOOK_SIZE
         assert {a.status for a in accounts} == {"open"}
-        first = next(a for a in accounts if a.login == 9_100_000)
+        first = next(a for a in accounts if a.login == 3_100_000_000)
         trader = await session.get(Trader, first.trader_id)
         assert trader is not None
         assert (trader.email, trader.status, trader.brand_id) == (
