@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fxcrm.core.config import ROOT, Settings
 from fxcrm.core.temporal import SEARCH_ATTRIBUTES
+from fxcrm.demo_book import DEMO_BOOK_SIZE, DEMO_TRADER_PASSWORD, adopt_with_settings
 from fxcrm.seed import demo_staff_credentials
 
 VAR = ROOT / "var"
@@ -123,9 +124,11 @@ def run_dev(settings: Settings) -> None:
         sup.start("worker", [*fxcrm, "worker"])
         sup.start("api", [*fxcrm, "api"])
         _wait_for_port(settings.api_port, "the API")
+        # Before the sync starts, so that the book's deals are ingested as clients' deals.
+        adopted = asyncio.run(adopt_with_settings(settings))
         subprocess.run([*fxcrm, "start-sync"], env=env, check=True, capture_output=True)  # noqa: S603
         subprocess.run([*fxcrm, "start-schedules"], env=env, check=True, capture_output=True)  # noqa: S603
-        _banner(settings)
+        _banner(settings, adopted)
         while True:
             time.sleep(1)
             sup.check()
@@ -145,7 +148,7 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _banner(settings: Settings) -> None:
+def _banner(settings: Settings, adopted: int) -> None:
     api = f"http://{settings.api_host}:{settings.api_port}"
     lines = [
         "",
@@ -163,6 +166,11 @@ def _banner(settings: Settings) -> None:
         "Demo brand: demo. Staff logins (POST /auth/token):",
         *[f"  {email:32} {password}" for email, password in demo_staff_credentials()],
         "Traders register at POST /portal/demo/register and log in at POST /portal/demo/token.",
+        f"Demo book: {DEMO_BOOK_SIZE} trading accounts per platform ({adopted} new this start),",
+        "each an fxcrm client of a demo IB: demo00.mt5@example.com ... demo19.mt4@example.com,",
+        f"password {DEMO_TRADER_PASSWORD}. IBs log in at POST /partner/demo/token",
+        "(ib1@demo.fxcrm.dev / ib1-demo-2026, ib2@..., ib3@...). How the simulators decide:",
+        "docs/simulators.md.",
         "",
     ]
     print("\n".join(lines), flush=True)

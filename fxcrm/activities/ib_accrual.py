@@ -6,7 +6,8 @@ engine (fxcrm.domain.ib.engine.accrue) who earns what on each deal, and writes o
 
 Exactly once: a batch's accruals are inserted ignoring duplicates on (deal_pk, beneficiary_id,
 rule) and the cursor moves past the batch in the same transaction, so a retried call redoes at
-most the batch that did not commit, and a deal is never accrued twice.
+most the batch that did not commit, and a deal is never accrued twice. A deal that pays nobody gets
+one IbUnpaidDeal row saying why (unknown login, no rate, opening deal, ...), in the same way.
 
 Period: the month the deal closed in, unless settlement already started on that month for the
 brand; then the next unsettled month (a late deal becomes an adjustment of the next settlement),
@@ -30,10 +31,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from fxcrm.core.db import insert_ignoring_duplicates, transaction
-from fxcrm.ib.accrual import ACCRUAL_UNIQUE, DEAL_COLUMNS, accrual_rows
+from fxcrm.ib.accrual import ACCRUAL_UNIQUE, DEAL_COLUMNS, UNPAID_UNIQUE, accrual_rows
 from fxcrm.ib.context import IbContext, context_fingerprint
 from fxcrm.ib.periods import closed_through, lock_periods
-from fxcrm.models import IbAccrual, IbAccrualCursor, IngestedDeal
+from fxcrm.models import IbAccrual, IbAccrualCursor, IbUnpaidDeal, IngestedDeal
 from fxcrm.workflows.ib_accrual_types import AccrueInput, AccrueResult
 
 log = structlog.get_logger(__name__)
@@ -134,12 +135,22 @@ class IbAccrualActivities:
             # sees the close and puts late deals into the next open period.
             await lock_periods(session, context.brand_id, exclusive=False)
             latest_closed = await closed_through(session, context.brand_id)
-            rows, excluded = await accrual_rows(session, context, deals, latest_closed, reasons)
+            unpaid: list[dict[str, Any]] = []
+            rows, excluded = await accrual_rows(
+                session, context, deals, latest_closed, reasons, unpaid
+            )
             accrued = await insert_ignoring_duplicates(
                 session,
                 IbAccrual.__table__,  # type: ignore[arg-type]
                 rows,
                 ACCRUAL_UNIQUE,
+            )
+            # Why the others paid nothing: once per deal, with the cursor, like the accruals.
+            await insert_ignoring_duplicates(
+                session,
+                IbUnpaidDeal.__table__,  # type: ignore[arg-type]
+                unpaid,
+                UNPAID_UNIQUE,
             )
             cursor.upto_deal_pk = deals[-1].id
             cursor.updated_at = datetime.now(UTC)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
@@ -23,7 +24,30 @@ from fxcrm.core.security import decode_token
 STAFF_ROLES = ("admin", "onboarding", "compliance", "finance", "dealer", "support", "auditor")
 PORTAL_ROLES = ("trader", "ib")
 
-oauth2 = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
+# One OAuth2 password scheme per kind of user, each with its own token endpoint, so that the
+# API docs (/docs) offer staff, traders and IBs an Authorize button each. All three read the same
+# bearer token; the token itself says whose it is, and `require` what may call the endpoint.
+staff_oauth2 = OAuth2PasswordBearer(
+    tokenUrl="/auth/token",
+    scheme_name="staff",
+    description="Staff: e-mail and password.",
+    auto_error=False,
+)
+trader_oauth2 = OAuth2PasswordBearer(
+    tokenUrl="/portal/token",
+    scheme_name="trader",
+    description="Traders: e-mail and password; client_id is the brand's code (e.g. demo), "
+    "which may be left empty where there is one brand.",
+    auto_error=False,
+)
+ib_oauth2 = OAuth2PasswordBearer(
+    tokenUrl="/partner/token",
+    scheme_name="ib",
+    description="IB partners: e-mail and password; client_id is the brand's code (e.g. demo), "
+    "which may be left empty where there is one brand.",
+    auto_error=False,
+)
+oauth2 = staff_oauth2
 
 
 class Principal(BaseModel):
@@ -80,6 +104,10 @@ PspsDep = Annotated[PspRegistry, Depends(get_psps)]
 async def get_principal(
     settings: SettingsDep, token: Annotated[str | None, Depends(oauth2)]
 ) -> Principal:
+    return principal_from_token(settings, token)
+
+
+def principal_from_token(settings: Settings, token: str | None) -> Principal:
     unauthorized = Problem(
         401,
         "Not authenticated",
@@ -108,14 +136,57 @@ async def release(session: AsyncSession) -> None:
     await session.commit()
 
 
+def _bearer(roles: tuple[str, ...]) -> Callable[..., Any]:
+    """A dependency giving the bearer token, declared (for the API docs) under the schemes of
+    the kinds of user `roles` belong to."""
+    schemes = [
+        scheme
+        for scheme, kind_roles in (
+            (staff_oauth2, STAFF_ROLES),
+            (trader_oauth2, ("trader",)),
+            (ib_oauth2, ("ib",)),
+        )
+        if set(roles) & set(kind_roles)
+    ] or [staff_oauth2]
+
+    async def token(**found: str | None) -> str | None:
+        return next((value for value in found.values() if value), None)
+
+    token.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter(
+                scheme.scheme_name,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Annotated[str | None, Depends(scheme)],
+            )
+            for scheme in schemes
+        ]
+    )
+    return token
+
+
 def require(*roles: str) -> Callable[..., Any]:
     """Declares who may call an endpoint; anyone else gets 403."""
+    bearer = _bearer(roles)
 
-    async def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    async def dependency(settings: Settings, token: str | None) -> Principal:
+        principal = principal_from_token(settings, token)
         if principal.role not in roles:
             raise Problem(403, "Forbidden", f"role {principal.role} may not do this")
         return principal
 
+    # Built here, not annotated: `bearer` is local, and annotations are strings in this module.
+    dependency.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter("settings", inspect.Parameter.KEYWORD_ONLY, annotation=SettingsDep),
+            inspect.Parameter(
+                "token",
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Annotated[str | None, Depends(bearer)],
+            ),
+        ],
+        return_annotation=Principal,
+    )
     dependency.roles = roles  # type: ignore[attr-defined]
     return dependency
 

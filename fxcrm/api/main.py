@@ -13,6 +13,7 @@ from temporalio.client import Client
 
 from fxcrm.adapters.kyc.base import KycProvider
 from fxcrm.adapters.psp.registry import PspRegistry, build_psps
+from fxcrm.api.docs import install_docs
 from fxcrm.api.errors import install_error_handlers
 from fxcrm.api.routes import (
     accounts,
@@ -20,6 +21,7 @@ from fxcrm.api.routes import (
     auth,
     backoffice,
     ib_admin,
+    ib_deals,
     ib_recalc,
     ib_settlement,
     ledger,
@@ -78,7 +80,9 @@ def create_app(
             await app.state.psps.close()
         await engine.dispose()
 
-    app = FastAPI(title="fxcrm", version="0.1.0", lifespan=lifespan)
+    # The docs pages are our own (fxcrm.api.docs): FastAPI's load their assets from a CDN.
+    app = FastAPI(title="fxcrm", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_docs(app)
     app.state.settings = settings
     app.state.temporal = temporal_client or _lazy_temporal(settings)
     install_error_handlers(app)
@@ -113,6 +117,7 @@ def create_app(
         reconciliation,
         ib_settlement,  # before ib_admin: /backoffice/ib/settlements, not /ib/{ib_id}
         ib_recalc,  # before ib_admin too: /backoffice/ib/recalculations/...
+        ib_deals,  # and /backoffice/ib/deals/...
         ib_admin,
         partner,
         referrals,

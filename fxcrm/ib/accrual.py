@@ -17,6 +17,7 @@ from fxcrm.ib.periods import open_period, period_of
 from fxcrm.models import IngestedDeal
 
 ACCRUAL_UNIQUE = ["deal_pk", "beneficiary_id", "rule"]
+UNPAID_UNIQUE = ["deal_pk"]
 DEAL_COLUMNS = (
     IngestedDeal.id,
     IngestedDeal.deal_id,
@@ -38,8 +39,10 @@ async def accrual_rows(
     deals: Sequence[Any],
     latest_closed: str | None,
     reasons: Counter[str],
+    unpaid: list[dict[str, Any]] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """The accrual rows of a batch of deals, and how many deals paid nobody."""
+    """The accrual rows of a batch of deals, and how many deals paid nobody; with `unpaid`, also
+    an IbUnpaidDeal row per deal that paid nobody, saying why."""
     facts: list[tuple[Any, DealFacts | None]] = []
     resolved: list[Resolution | None] = []
     holding: set[str] = set()  # positions whose direct IB's plan has a minimum holding time
@@ -79,6 +82,8 @@ async def accrual_rows(
         if known is None or resolved_as is None:
             excluded += 1
             reasons["unknown_login"] += 1
+            if unpaid is not None:
+                unpaid.append(_unpaid(context, deal, "unknown_login", None, None, now))
             continue
         fact = known
         accruals: list[Accrual] = []
@@ -91,6 +96,9 @@ async def accrual_rows(
         if reason is not None:
             excluded += 1
             reasons["min_hold" if reason.startswith("held_") else reason] += 1
+            if unpaid is not None:
+                ib_id = resolved_as.attribution.ib_id if resolved_as.attribution else None
+                unpaid.append(_unpaid(context, deal, reason, fact.trader_id, ib_id, now))
             continue
         own_period = period_of(fact.closed_at)
         period = open_period(fact.closed_at, latest_closed)
@@ -120,3 +128,33 @@ async def accrual_rows(
                 }
             )
     return rows, excluded
+
+
+def reason_code(reason: str) -> str:
+    """The engine's reason as a short code to filter by: `held_12s_below_60s` is min_hold,
+    `excluded:self_referral:...` is excluded; the others are codes already."""
+    if reason.startswith("held_"):
+        return "min_hold"
+    return reason.split(":", 1)[0]
+
+
+def _unpaid(
+    context: IbContext,
+    deal: Any,
+    reason: str,
+    trader_id: str | None,
+    ib_id: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "deal_pk": deal.id,
+        "brand_id": context.brand_id,
+        "server_id": context.server_id,
+        "login": deal.login,
+        "reason": reason_code(reason),
+        "detail": reason[:200],
+        "trader_id": trader_id,
+        "ib_id": ib_id,
+        "closed_at": deal.closed_at,
+        "created_at": now,
+    }

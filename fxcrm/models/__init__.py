@@ -13,6 +13,7 @@ from fxcrm.models.ib import (
     IbPlanVersion,
     IbReferralLink,
     IbSettlement,
+    IbUnpaidDeal,
 )
 from fxcrm.models.ib_settlement import IbCpaEvent, IbSettlementPeriod
 from fxcrm.models.identity import Brand, IbPartner, StaffBrand, StaffUser
@@ -45,6 +46,7 @@ __all__ = [
     "IbReferralLink",
     "IbSettlement",
     "IbSettlementPeriod",
+    "IbUnpaidDeal",
     "IngestedDeal",
     "KycDocument",
     "LedgerAccount",

@@ -218,3 +218,32 @@ class IbRecalculation(Base):
     created_at: Mapped[datetime] = created_at_column()
     applied_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
     applied_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class IbUnpaidDeal(Base):
+    """Why an ingested deal paid no IB anything, written once per deal by the accrual (the deal is
+    behind the accrual cursor, so it is never looked at again): staff read it to answer an IB.
+
+    `reason` is a short code (unknown_login, not_attributed, excluded, no_plan, no_rate,
+    opening_deal, min_hold, zero_volume, close_by_paid_on_buy_leg, hierarchy_cycle);
+    `detail` is the engine's full reason (e.g. held_12s_below_60s, excluded:self_referral:ib:email).
+    """
+
+    __tablename__ = "ib_unpaid_deals"
+    __table_args__ = (Index("ix_ib_unpaid_deals_brand_reason", "brand_id", "reason", "closed_at"),)
+
+    deal_pk: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("closed_deals.id"),
+        primary_key=True,
+        autoincrement=False,
+    )
+    brand_id: Mapped[str] = mapped_column(ForeignKey("brands.id"))
+    server_id: Mapped[str] = mapped_column(String(40))
+    login: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(String(200))
+    trader_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    ib_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # the client's direct IB
+    closed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = created_at_column()

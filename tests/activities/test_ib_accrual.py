@@ -29,6 +29,7 @@ from fxcrm.models import (
     IbPlanAssignment,
     IbPlanVersion,
     IbSettlementPeriod,
+    IbUnpaidDeal,
     IngestedDeal,
     PlatformServer,
     Trader,
@@ -472,3 +473,54 @@ async def test_late_deal_of_a_settled_period_goes_to_the_next(world: World) -> N
     assert by_deal[late].period == "2026-05"
     assert by_deal[late].inputs["deal_period"] == "2026-03"
     assert by_deal[current].period == "2026-05" and "deal_period" not in by_deal[current].inputs
+
+
+async def test_every_deal_that_pays_nobody_says_why_once(world: World) -> None:
+    """Staff can answer "why did this deal pay nothing?": one row per deal, its reason a code to
+    filter by and the engine's detail, written with the cursor (a re-read adds nothing)."""
+    await world.plan(per_lot("5", min_hold_seconds=60), "LEAF")
+    await world.plan({"symbol_groups": FX, "per_lot": {"fx_major": {"*": "0"}}}, "SUB")
+    login = await world.client("LEAF")
+    no_rate = await world.client("SUB")
+    own = await world.client("LEAF", excluded="self_referral:ib:email")
+    opened = T0 + timedelta(days=1)
+    deals = {
+        "opening": await world.deal(login, opened, entry="in", side="buy", position="P1"),
+        "scalp": await world.deal(login, opened + timedelta(seconds=30), position="P1"),
+        "paid": await world.deal(login, opened + timedelta(hours=1), opened_at=opened),
+        "no_rate": await world.deal(no_rate, opened + timedelta(hours=1)),
+        "own": await world.deal(own, opened + timedelta(hours=1)),
+        "unknown": await world.deal(999_998, opened + timedelta(hours=1)),
+    }
+    result = await world.accrue()
+    assert result.excluded == 5
+
+    async def unpaid() -> dict[int, IbUnpaidDeal]:
+        async with world.sessions() as session:
+            rows = await session.scalars(
+                select(IbUnpaidDeal).where(IbUnpaidDeal.server_id == world.server_id)
+            )
+            return {row.deal_pk: row for row in rows}
+
+    rows = await unpaid()
+    assert {pk: (row.reason, row.detail) for pk, row in rows.items()} == {
+        deals["opening"]: ("opening_deal", "opening_deal"),
+        deals["scalp"]: ("min_hold", "held_30s_below_60s"),
+        deals["no_rate"]: ("no_rate", "no_rate"),
+        deals["own"]: ("excluded", "excluded:self_referral:ib:email"),
+        deals["unknown"]: ("unknown_login", "unknown_login"),
+    }
+    assert rows[deals["no_rate"]].ib_id == world.ibs["SUB"]
+    assert rows[deals["no_rate"]].trader_id == world.traders[no_rate]
+    assert rows[deals["unknown"]].trader_id is None and rows[deals["unknown"]].login == 999_998
+    assert all(row.brand_id == world.brand_id for row in rows.values())
+    # A re-read of the whole backlog (a retried batch) writes no second row.
+    async with transaction(world.sessions) as session:
+        await session.execute(
+            update(IbAccrualCursor)
+            .where(IbAccrualCursor.server_id == world.server_id)
+            .values(upto_deal_pk=0)
+        )
+    again = await world.accrue()
+    assert again.read == 6 and again.accrued == 0
+    assert len(await unpaid()) == 5

@@ -92,21 +92,24 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-DEMO_BOOK_SIZE = 20
-# Simulator-only demo accounts.
+# Simulator-only passwords of the demo accounts (fxcrm adopts the accounts: fxcrm.demo_book).
 DEMO_MAIN_PASSWORD = "Demo#Pass2026"  # noqa: S105
 DEMO_INVESTOR_PASSWORD = "Demo#View2026"  # noqa: S105
 
 
-async def seed_demo_book(accounts_per_platform: int = DEMO_BOOK_SIZE) -> None:
+async def seed_demo_book(accounts_per_platform: int | None = None) -> None:
     """Funded accounts on every simulator that has none: the demo's traders, created the way a
-    broker's other systems would, through each platform's own API (fxcrm then syncs them)."""
+    broker's other systems would, through each platform's own API. fxcrm syncs them, and `make
+    dev` adopts them as clients of the demo IBs (fxcrm.demo_book, by their client ids)."""
     from decimal import Decimal
 
     from fxcrm.adapters.platforms.base import BalanceOpKind, NewAccountSpec
     from fxcrm.adapters.platforms.factory import build_gateway
     from fxcrm.core.config import Settings
+    from fxcrm.demo_book import DEMO_BOOK_SIZE, demo_book_client_id, demo_book_email
     from fxcrm.seed import MT5_CONFIG, OTHER_SERVERS
+
+    accounts_per_platform = accounts_per_platform or DEMO_BOOK_SIZE
 
     settings = Settings(env="dev")
     servers = {"mt5": ("https://127.0.0.1:7101", dict(MT5_CONFIG))}
@@ -125,9 +128,9 @@ async def seed_demo_book(accounts_per_platform: int = DEMO_BOOK_SIZE) -> None:
                         leverage=100,
                         first_name="Demo",
                         last_name=f"Trader {n:02d}",
-                        email=f"demo{n:02d}.{platform}@example.com",
+                        email=demo_book_email(platform, n),
                         country="CY",
-                        client_id=f"demo-{platform}-{n:02d}",
+                        client_id=demo_book_client_id(platform, n),
                         main_password=DEMO_MAIN_PASSWORD,
                         investor_password=DEMO_INVESTOR_PASSWORD,
                     )

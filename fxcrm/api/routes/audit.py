@@ -1,20 +1,30 @@
-"""Auditors: the hash-chained event log with filters, its verification, and workflow histories."""
+"""Auditors: the hash-chained event log with filters, everything about one trader, the chain's
+verification, and every workflow's history with readable payloads."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from temporalio.service import RPCError
 
 from fxcrm.api.deps import Principal, SessionDep, TemporalDep, release, require
 from fxcrm.api.errors import Problem
+from fxcrm.api.workflow_history import readable, workflow_owner
 from fxcrm.core.audit import ChainReport, verify_chain
-from fxcrm.models import AuditEvent, Trader
+from fxcrm.models import (
+    AuditEvent,
+    IbAttribution,
+    KycDocument,
+    Payment,
+    ScreeningRecord,
+    Trader,
+    TradingAccount,
+)
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 AuditorDep = Annotated[Principal, Depends(require("auditor", "admin", "compliance"))]
@@ -81,18 +91,98 @@ async def verify(principal: AuditorDep, session: SessionDep) -> ChainReport:
 
 @router.get("/workflows/{workflow_id}/history")
 async def workflow_history(
-    workflow_id: str, principal: AuditorDep, session: SessionDep, temporal: TemporalDep
+    workflow_id: Annotated[str, Path(min_length=1, max_length=300)],
+    principal: AuditorDep,
+    session: SessionDep,
+    temporal: TemporalDep,
+    raw: bool = False,
 ) -> JSONResponse:
-    """The workflow's full Temporal event history, as JSON, for the case file."""
-    if workflow_id.startswith("onboarding-"):
-        trader = await session.get(Trader, workflow_id.removeprefix("onboarding-"))
-        if trader is None or not principal.can_see_brand(trader.brand_id):
-            raise Problem(404, "Not found", "no such workflow")
-    elif principal.role != "admin":
+    """The workflow's full Temporal event history, as JSON, for the case file: every workflow of
+    the caller's brands (and the PSP-wide ones), payloads decoded into readable JSON (`raw=true`:
+    as Temporal encodes them)."""
+    owner = await workflow_owner(session, workflow_id)
+    if owner.known:
+        visible = owner.brand_id is None or principal.can_see_brand(owner.brand_id)
+    else:
+        visible = principal.role == "admin"  # not a workflow fxcrm starts: admins only
+    if not visible:
         raise Problem(404, "Not found", "no such workflow")
     await release(session)
     try:
         history = await temporal.get_workflow_handle(workflow_id).fetch_history()
     except RPCError as exc:
         raise Problem(404, "Not found", f"no such workflow ({exc.message})") from exc
-    return JSONResponse(history.to_json_dict() | {"workflowId": workflow_id})
+    body = history.to_json_dict()
+    return JSONResponse((body if raw else readable(body)) | {"workflowId": workflow_id})
+
+
+class TraderAuditPage(BaseModel):
+    trader_id: str
+    events: list[AuditEventView]
+    next_after_seq: int | None  # pass as `after_seq` for the next page
+
+
+@router.get("/traders/{trader_id}/events", response_model=TraderAuditPage)
+async def trader_events(
+    trader_id: Annotated[str, Path(max_length=32)],
+    principal: AuditorDep,
+    session: SessionDep,
+    action: Annotated[str | None, Query(max_length=80)] = None,
+    actor_type: Annotated[str | None, Query(pattern=r"^[a-z]{2,20}$")] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> TraderAuditPage:
+    """Everything the audit log holds about one trader, oldest first: the trader's own actions and
+    what happened to them, to their payments, trading accounts, documents, screenings and IB
+    attributions, by whoever did it (`actor_type=staff`: only staff's actions)."""
+    trader = await session.get(Trader, trader_id)
+    if trader is None or not principal.can_see_brand(trader.brand_id):
+        raise Problem(404, "Not found", "no such trader")
+    accounts = (
+        await session.execute(
+            select(TradingAccount.id, TradingAccount.server_id, TradingAccount.login).where(
+                TradingAccount.trader_id == trader_id
+            )
+        )
+    ).all()
+    # Account events name the account by its id, or by server:login (dealers' changes).
+    account_keys = [id_ for id_, _, _ in accounts]
+    account_keys += [f"{server}:{login}" for _, server, login in accounts if login is not None]
+
+    def of(entity_type: str, ids: Any) -> Any:
+        return and_(AuditEvent.entity_type == entity_type, AuditEvent.entity_id.in_(ids))
+
+    about = or_(
+        and_(AuditEvent.entity_type == "trader", AuditEvent.entity_id == trader_id),
+        of("payment", select(Payment.id).where(Payment.trader_id == trader_id)),
+        of("trading_account", account_keys),
+        of("kyc_document", select(KycDocument.id).where(KycDocument.trader_id == trader_id)),
+        of(
+            "screening_record",
+            select(ScreeningRecord.id).where(ScreeningRecord.trader_id == trader_id),
+        ),
+        of("ib_attribution", select(IbAttribution.id).where(IbAttribution.trader_id == trader_id)),
+        AuditEvent.workflow_id == f"onboarding-{trader_id}",
+    )
+    query = select(AuditEvent).where(
+        about,
+        AuditEvent.seq > after_seq,
+        (AuditEvent.brand_id == trader.brand_id) | (AuditEvent.brand_id.is_(None)),
+    )
+    if action is not None:
+        query = query.where(AuditEvent.action == action)
+    if actor_type is not None:
+        query = query.where(AuditEvent.actor_type == actor_type)
+    if since is not None:
+        query = query.where(AuditEvent.at >= since)
+    if until is not None:
+        query = query.where(AuditEvent.at < until)
+    rows = (await session.scalars(query.order_by(AuditEvent.seq).limit(limit))).all()
+    events = [AuditEventView.model_validate(r, from_attributes=True) for r in rows]
+    return TraderAuditPage(
+        trader_id=trader_id,
+        events=events,
+        next_after_seq=events[-1].seq if len(events) == limit else None,
+    )

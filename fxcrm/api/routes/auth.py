@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 from sqlalchemy import select, update
@@ -127,11 +129,54 @@ async def _brand_id(session: SessionDep, brand_code: str) -> str:
     return brand_id
 
 
+async def _client_brand(
+    request: Request, form: OAuth2PasswordRequestForm, session: SessionDep
+) -> str:
+    """The brand of a login without one in the path (the API docs' Authorize dialog): its code
+    as the OAuth2 client_id, in the form or as HTTP Basic user (where Swagger UI sends it by
+    default); none given, the installation's only brand."""
+    code = form.client_id
+    header = request.headers.get("authorization", "")
+    if not code and header.lower().startswith("basic "):
+        try:
+            code = base64.b64decode(header[6:], validate=True).decode().split(":", 1)[0]
+        except (binascii.Error, UnicodeDecodeError):
+            code = None
+    if code:
+        return await _brand_id(session, code)
+    brands = (await session.scalars(select(Brand.id).limit(2))).all()
+    if len(brands) != 1:
+        raise Problem(
+            422,
+            "Brand required",
+            "several brands: give the brand's code as client_id",
+            code="brand_required",
+        )
+    return brands[0]
+
+
 @router.post("/portal/{brand_code}/token", response_model=TokenResponse, summary="Trader login")
 async def trader_token(
     brand_code: str, form: FormDep, session: SessionDep, settings: SettingsDep
 ) -> TokenResponse:
-    brand_id = await _brand_id(session, brand_code)
+    return await _trader_login(await _brand_id(session, brand_code), form, session, settings)
+
+
+@router.post(
+    "/portal/token",
+    response_model=TokenResponse,
+    summary="Trader login, the brand as client_id (the API docs' Authorize dialog)",
+)
+async def trader_token_by_client(
+    request: Request, form: FormDep, session: SessionDep, settings: SettingsDep
+) -> TokenResponse:
+    brand_id = await _client_brand(request, form, session)
+    return await _trader_login(brand_id, form, session, settings)
+
+
+async def _trader_login(
+    brand_id: str, form: OAuth2PasswordRequestForm, session: SessionDep, settings: Settings
+) -> TokenResponse:
     trader = await session.scalar(
         select(Trader).where(Trader.brand_id == brand_id, Trader.email == form.username.lower())
     )
@@ -146,7 +191,24 @@ async def trader_token(
 async def ib_token(
     brand_code: str, form: FormDep, session: SessionDep, settings: SettingsDep
 ) -> TokenResponse:
-    brand_id = await _brand_id(session, brand_code)
+    return await _ib_login(await _brand_id(session, brand_code), form, session, settings)
+
+
+@router.post(
+    "/partner/token",
+    response_model=TokenResponse,
+    summary="IB partner login, the brand as client_id (the API docs' Authorize dialog)",
+)
+async def ib_token_by_client(
+    request: Request, form: FormDep, session: SessionDep, settings: SettingsDep
+) -> TokenResponse:
+    brand_id = await _client_brand(request, form, session)
+    return await _ib_login(brand_id, form, session, settings)
+
+
+async def _ib_login(
+    brand_id: str, form: OAuth2PasswordRequestForm, session: SessionDep, settings: Settings
+) -> TokenResponse:
     partner = await session.scalar(
         select(IbPartner).where(
             IbPartner.brand_id == brand_id, IbPartner.email == form.username.lower()
