@@ -28,8 +28,16 @@ from fxcrm.domain.documents import (
     identity_document_fingerprint,
     validate_document,
 )
+from fxcrm.domain.passwords import (
+    MAX_LENGTH,
+    MIN_LENGTH,
+    NewPassword,
+    check_password,
+    personal_words,
+)
 from fxcrm.domain.registration import RegistrationRefused, check_registration, known_country
 from fxcrm.domain.risk import Questionnaire
+from fxcrm.domain.text import CleanText
 from fxcrm.ib.attribution import VISITOR_ID, attribute, referrer_by_click, resolve_code
 from fxcrm.models import Brand, KycDocument, Trader, TradingAccount
 from fxcrm.models.base import utcnow
@@ -40,17 +48,17 @@ log = structlog.get_logger(__name__)
 
 
 class Address(BaseModel):
-    line1: str = Field(min_length=3, max_length=200)
-    city: str = Field(min_length=1, max_length=100)
-    postal_code: str = Field(min_length=2, max_length=20)
+    line1: CleanText = Field(min_length=3, max_length=200)
+    city: CleanText = Field(min_length=1, max_length=100)
+    postal_code: CleanText = Field(min_length=2, max_length=20)
 
 
 class RegistrationRequest(BaseModel):
     email: EmailStr
-    password: str = Field(min_length=10, max_length=128)
-    first_name: str = Field(min_length=1, max_length=100)
-    last_name: str = Field(min_length=1, max_length=100)
-    middle_name: str | None = Field(default=None, max_length=100)
+    password: NewPassword = Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH)
+    first_name: CleanText = Field(min_length=1, max_length=100)
+    last_name: CleanText = Field(min_length=1, max_length=100)
+    middle_name: CleanText | None = Field(default=None, max_length=100)
     date_of_birth: date
     country: str = Field(min_length=2, max_length=2)
     phone: str
@@ -71,6 +79,14 @@ class RegistrationRequest(BaseModel):
     def _pro_needs_questionnaire(self) -> RegistrationRequest:
         if self.account_type == "pro" and self.questionnaire is None:
             raise ValueError("a Pro account requires the appropriateness questionnaire")
+        return self
+
+    @model_validator(mode="after")
+    def _password_is_not_personal(self) -> RegistrationRequest:
+        check_password(
+            self.password,
+            personal_words(self.first_name, self.middle_name, self.last_name, str(self.email)),
+        )
         return self
 
 
@@ -190,9 +206,9 @@ async def register(
         brand_id=brand.id,
         email=email,
         password_hash=password_hash,
-        first_name=body.first_name.strip(),
-        last_name=body.last_name.strip(),
-        middle_name=body.middle_name.strip() if body.middle_name else None,
+        first_name=body.first_name,
+        last_name=body.last_name,
+        middle_name=body.middle_name or None,  # cleaned; blank means none
         date_of_birth=body.date_of_birth.isoformat(),
         phone=body.phone,
         address=body.address.model_dump_json(),

@@ -45,7 +45,7 @@ from fxcrm.domain.money import CURRENCY_SCALE
 PRECISION = Decimal("0.00000001")  # accruals and carried amounts keep 8 decimals
 ZERO = Decimal(0)
 GRACE = timedelta(hours=2)
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_PERIOD = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")  # fullmatch: `$` accepts a trailing newline
 
 
 class PeriodError(ValueError):
@@ -60,7 +60,7 @@ class PeriodError(ValueError):
 
 
 def parse_period(text: str) -> tuple[int, int]:
-    match = _PERIOD.match(text or "")
+    match = _PERIOD.fullmatch(text or "")
     if match is None:
         raise PeriodError("invalid_period", f"period {text!r} is not YYYY-MM")
     return int(match.group(1)), int(match.group(2))
