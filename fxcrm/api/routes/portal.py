@@ -283,7 +283,7 @@ async def resume_onboarding(
     brand_code = await session.scalar(select(Brand.code).where(Brand.id == trader.brand_id))
     await release(session)
     await _start(temporal, settings.task_queue, trader, brand_code or "")
-    return await onboarding_view(me, temporal)
+    return await onboarding_view(me, session, temporal)
 
 
 async def _trader(session: SessionDep, trader_id: str) -> Trader:
@@ -312,30 +312,38 @@ async def me(me: TraderDep, session: SessionDep) -> Me:
 
 
 @router.get("/me/onboarding", response_model=OnboardingView)
-async def onboarding_view(me: TraderDep, temporal: TemporalDep) -> OnboardingView:
+async def onboarding_view(
+    me: TraderDep, session: SessionDep, temporal: TemporalDep
+) -> OnboardingView:
+    """Stage and KYC status from the trader's record, the one source `/portal/me` reads too; the
+    workflow moves its own stage first and records it a moment later, so a view read from both
+    could say "active" beside "account_opening". Documents and messages come from the workflow."""
+    trader = await _trader(session, me.id)
+    stage, kyc_status = trader.stage, trader.kyc_status
+    await release(session)
     state = await onboarding.onboarding_state(temporal, me.id)
     received = sorted(k for k, ids in state.documents.items() if ids)
     missing = (
         [k for k in ("identity", "address") if k not in received]
-        if state.stage == Stage.DOCUMENTS
+        if stage == Stage.DOCUMENTS
         else []
     )
     message = None
-    if state.stage == Stage.DOCUMENTS and state.kyc_attempts:
+    if stage == Stage.DOCUMENTS and state.kyc_attempts:
         message = state.manual_review_reason
-    elif state.stage in {Stage.REJECTED, Stage.EXPIRED}:
+    elif stage in {Stage.REJECTED, Stage.EXPIRED}:
         message = (
             "We are unable to open an account for you."
-            if state.stage == Stage.REJECTED
+            if stage == Stage.REJECTED
             else ("Your application expired.")
         )
     return OnboardingView(
-        stage=state.stage.value,
-        kyc_status=state.kyc_status,
+        stage=stage,
+        kyc_status=kyc_status,
         documents_received=received,
         documents_missing=missing,
         message=message,
-        login=state.login,
+        login=state.login if stage == Stage.ACTIVE else None,
     )
 
 

@@ -43,6 +43,7 @@ from fxcrm.core.audit import append_audit
 from fxcrm.domain import ledger as rules
 from fxcrm.domain.ledger import AccountKind, LedgerError, TransferKind
 from fxcrm.domain.money import Money
+from fxcrm.domain.money_text import amount_text
 from fxcrm.domain.reconciliation import (
     BreakKind,
     CorrectionError,
@@ -60,6 +61,7 @@ from fxcrm.workflows.chargeback_types import (
     RefundRequest,
     ReversalInput,
     chargeback_workflow_id,
+    psp_refund_workflow_id,
     refund_id_for,
     refund_workflow_id,
 )
@@ -487,7 +489,7 @@ def _refund_started(payment: Payment, refund_id: str, amount: int) -> RefundStar
         refund_id=refund_id,
         workflow_id=refund_workflow_id(payment.id, refund_id),
         payment_id=payment.id,
-        amount=str(Money.from_minor(amount, payment.currency).amount),
+        amount=amount_text(Money.from_minor(amount, payment.currency).amount),
         currency=payment.currency,
     )
 
@@ -499,6 +501,19 @@ REVERSING_STATUSES = {
     PaymentStatus.REFUNDED,
     PaymentStatus.PARTIALLY_REFUNDED,
 }
+
+
+REFUND_STATUSES = {PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED}
+
+
+def reversal_workflow_id(payment: Payment, event: PspEvent) -> str:
+    """A refund event (finance's refund coming back from the PSP, or one made at the PSP) is named
+    a refund; a dispute or a charged-back status a chargeback."""
+    if event.object_kind == "dispute" or event.status is PaymentStatus.CHARGED_BACK:
+        return chargeback_workflow_id(payment.id, event.event_key)
+    if event.object_kind == "refund" or event.status in REFUND_STATUSES:
+        return psp_refund_workflow_id(payment.id, event.event_key)
+    return chargeback_workflow_id(payment.id, event.event_key)
 
 
 def takes_money_back(payment: Payment, event: PspEvent) -> bool:
@@ -515,7 +530,7 @@ async def start_reversal(
     the event takes nothing back. Temporal unreachable: 503, so the PSP delivers it again."""
     if not takes_money_back(payment, event):
         return None
-    workflow_id = chargeback_workflow_id(payment.id, event.event_key)
+    workflow_id = reversal_workflow_id(payment, event)
     try:
         await temporal.start_workflow(
             "ChargebackWorkflow",
