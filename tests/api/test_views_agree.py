@@ -5,6 +5,7 @@ event of a deposit named a refund, not a chargeback."""
 from __future__ import annotations
 
 import random
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -17,8 +18,8 @@ from fxcrm.adapters.psp.base import PaymentStatus, PspEvent
 from fxcrm.api.routes.reconciliation import start_reversal
 from fxcrm.models import AccountMirror, Payment, RiskAlert, Trader
 from fxcrm.seed import DEMO_SERVER
-from tests.e2e.portal import bearer, onboarding, register, staff_token
-from tests.e2e.stack import Stack
+from tests.e2e.portal import bearer, onboarding, register, staff_token, upload_both
+from tests.e2e.stack import Stack, eventually
 
 
 async def test_dealer_account_view_shows_plain_decimals(stack: Stack) -> None:
@@ -83,6 +84,22 @@ async def test_me_and_onboarding_report_one_stage(stack: Stack) -> None:
     assert (me.json()["stage"], me.json()["kyc_status"]) == ("account_opening", "APPROVED")
     assert (view["stage"], view["kyc_status"]) == ("account_opening", "APPROVED")
     assert view["documents_missing"] == [] and view["login"] is None
+
+
+async def test_kyc_status_on_hold_is_the_same_in_both_views(stack: Stack) -> None:
+    # The provider puts this applicant on hold: no stage change, only the KYC status moves.
+    _, token = await register(
+        stack.http, email=f"kim-{uuid.uuid4().hex[:6]}.sim-onhold@example.com"
+    )
+    await upload_both(stack.http, token)
+
+    async def on_hold() -> bool:
+        return (await onboarding(stack.http, token))["kyc_status"] == "MANUAL_REVIEW"
+
+    await eventually(on_hold, within=30)
+    me = await stack.http.get("/portal/me", headers=bearer(token))
+    view = await onboarding(stack.http, token)
+    assert (me.json()["stage"], me.json()["kyc_status"]) == (view["stage"], view["kyc_status"])
 
 
 class _Temporal:
