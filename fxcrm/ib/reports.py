@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fxcrm.domain.ib.hierarchy import Hierarchy, ParentLink
 from fxcrm.domain.ib.settlement import PeriodError, parse_period
-from fxcrm.domain.money_text import AmountText
+from fxcrm.domain.money_text import AmountText, amount_text
 from fxcrm.models import (
     IbAccrual,
     IbAttribution,
@@ -259,7 +259,7 @@ def explain(rule: str, inputs: dict[str, Any], amount: Decimal, currency: str) -
         )
     elif model == "split":
         base += f"; pool {_fmt(i.get('pool'))}, your share {_fmt(i.get('share_pct'))}%"
-    return f"{base} = {amount} {currency}"
+    return f"{base} = {amount_text(amount)} {currency}"
 
 
 def _line(accrual: IbAccrual, deal: Any) -> CommissionLine:

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from fxcrm.domain.ib.settlement import Carry
 from fxcrm.domain.money import Money
 from fxcrm.domain.money_text import AmountText, amount_text
+from fxcrm.ib.reports import explain
 
 
 @pytest.mark.parametrize(
@@ -48,3 +49,9 @@ def test_response_field_serializes_as_plain_text() -> None:
 def test_ib_carry_evidence_is_plain() -> None:
     carry = Carry(amount=Decimal(0).quantize(Decimal("0.00000001")))
     assert carry.as_json()["amount"] == "0.00000000"
+
+
+def test_money_and_commission_explanations_read_plainly() -> None:
+    assert str(Money.from_minor(5, "BTC")) == "0.00000005 BTC"
+    sentence = explain("per_lot", {"lots": "0.01", "rate": "0"}, Decimal("0E-8"), "USD")
+    assert sentence.endswith("= 0.00000000 USD")
