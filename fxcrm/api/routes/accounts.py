@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 from fxcrm.api.deps import Principal, SessionDep, SettingsDep, TemporalDep, release, require
 from fxcrm.api.errors import Problem
 from fxcrm.domain.money_text import AmountText
+from fxcrm.domain.text import CleanText
 from fxcrm.models import AccountMirror, PlatformServer, RiskAlert
 from fxcrm.workflows.platform_sync_types import AccountChange, AccountChangeResult
 
@@ -68,7 +69,7 @@ class ChangeRequest(BaseModel):
     leverage: int | None = Field(default=None, ge=1, le=5000)
     group: str | None = Field(default=None, min_length=1, max_length=100)
     access: Literal["full", "read_only", "no_trading", "disabled"] | None = None
-    reason: str = Field(min_length=3, max_length=1000)
+    reason: CleanText = Field(min_length=3, max_length=1000)
 
     @model_validator(mode="after")
     def _one_change(self) -> ChangeRequest:

@@ -115,7 +115,7 @@ class IbDetail(IbView):
 
 
 class StatusChange(BaseModel):
-    reason: str = Field(min_length=3, max_length=500)
+    reason: CleanText = Field(min_length=3, max_length=500)
 
 
 class MoveRequest(BaseModel):
@@ -165,7 +165,7 @@ class AssignmentCreate(BaseModel):
 class AttributionCreate(BaseModel):
     ib_id: str
     effective_from: AwareDatetime
-    reason: str = Field(min_length=3, max_length=500)
+    reason: CleanText = Field(min_length=3, max_length=500)
     link_code: str | None = None
 
 

@@ -53,6 +53,7 @@ from fxcrm.domain.reconciliation import (
     Resolution,
     correction_legs,
 )
+from fxcrm.domain.text import CleanText
 from fxcrm.ledger import TransferRequest, transfer_linked
 from fxcrm.models import Payment
 from fxcrm.models.base import new_id, utcnow
@@ -118,14 +119,14 @@ class BreakView(BaseModel):
 
 class ResolveRequest(BaseModel):
     action: Resolution
-    reason: str = Field(min_length=3, max_length=400)
+    reason: CleanText = Field(min_length=3, max_length=400)
     amount: str | None = None  # decimal string in the break's currency; default: the difference
     brand_id: str | None = None  # for a break with no payment: whose PSP clearing to correct
 
 
 class RefundBody(BaseModel):
     amount: str | None = None  # decimal string; default: all that is left to refund
-    reason: str = Field(min_length=3, max_length=400)
+    reason: CleanText = Field(min_length=3, max_length=400)
 
 
 class RefundStarted(BaseModel):
