@@ -42,6 +42,7 @@ from fxcrm.adapters.psp.registry import PspRegistry
 from fxcrm.core.db import transaction
 from fxcrm.domain.ledger import LedgerError, TransferKind
 from fxcrm.domain.money import Money
+from fxcrm.domain.money_text import amount_text
 from fxcrm.domain.payments import DepositStatus, RiskFlag
 from fxcrm.ledger import TransferRequest, transfer
 from fxcrm.models import Payment, Trader, TradingAccount
@@ -77,7 +78,7 @@ def next_action(result: PaymentResult) -> dict[str, Any] | None:
             "type": "crypto_address",
             "address": result.crypto_address,
             "network": result.crypto_network,
-            "amount": str(result.amount_requested.amount),
+            "amount": amount_text(result.amount_requested.amount),
             "currency": result.amount_requested.currency,
             "confirmations_required": result.confirmations_required,
         }

@@ -74,6 +74,7 @@ from fxcrm.domain.ib.settlement import (
 )
 from fxcrm.domain.ledger import ACCOUNT_RULES, AccountKind, TransferKind
 from fxcrm.domain.money import CURRENCY_SCALE, Money
+from fxcrm.domain.money_text import amount_text
 from fxcrm.domain.payments import DepositStatus, WithdrawalStatus
 from fxcrm.ib.periods import closed_through, lock_periods
 from fxcrm.ledger import TransferRequest, transfer_many
@@ -706,7 +707,7 @@ def _row(closed: ClosedPeriod, result: Settled, transfer_id: str | None) -> dict
             "lines": [
                 {
                     "rule": line.rule,
-                    "amount": str(line.amount),
+                    "amount": amount_text(line.amount),
                     "trader_id": line.trader_id,
                     "explanation": line.explanation,
                 }

@@ -179,8 +179,14 @@ class OnboardingActivities:
             raise ApplicationError(
                 str(exc), type="KycProviderError", non_retryable=not exc.retryable
             ) from exc
+        status = str(result.status)
+        # The workflow adopts this status as it is; the trader's record, which the portal reads,
+        # says the same now rather than at the next stage change.
+        async with transaction(self._sessions) as session:
+            trader = await _trader(session, ref.trader_id)
+            trader.kyc_status = status
         return KycStatusOut(
-            status=str(result.status),
+            status=status,
             reasons=list(result.reasons),
             moderation_comment=result.moderation_comment,
         )

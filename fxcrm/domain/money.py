@@ -73,4 +73,4 @@ class Money(BaseModel):
         return Money(amount=self.amount.quantize(quantum, ROUND_HALF_EVEN), currency=self.currency)
 
     def __str__(self) -> str:
-        return f"{self.amount} {self.currency}"
+        return f"{self.amount:f} {self.currency}"  # "0.00000005 BTC", never "5E-8 BTC"

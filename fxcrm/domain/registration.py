@@ -9,7 +9,9 @@ import pycountry
 
 from fxcrm.domain.brand import BrandConfig
 
-PHONE = re.compile(r"^\+[1-9]\d{6,14}$")  # E.164
+# E.164, matched with fullmatch: `$` would also accept a trailing newline, and `\d` any
+# script's digits ("+٣٥٧...").
+PHONE = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 class RegistrationRefused(ValueError):
@@ -45,7 +47,7 @@ def check_registration(
         raise RegistrationRefused(
             "country", f"the brand does not accept clients from {country.upper()}"
         )
-    if not PHONE.match(phone):
+    if not PHONE.fullmatch(phone):
         raise RegistrationRefused(
             "phone", "phone must be in international format, e.g. +35799123456"
         )

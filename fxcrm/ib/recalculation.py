@@ -39,6 +39,7 @@ from fxcrm.domain.ib.engine import DealFacts
 from fxcrm.domain.ib.hierarchy import Attribution
 from fxcrm.domain.ib.plans import PlanError, PlanRules, parse_plan
 from fxcrm.domain.ib.settlement import PeriodError, parse_period, period_end, period_start
+from fxcrm.domain.money_text import amount_text as plain_amount
 from fxcrm.ib.accrual import ACCRUAL_UNIQUE, DEAL_COLUMNS, accrual_rows
 from fxcrm.ib.context import AttributionOverride, IbContext, PlanOverride
 from fxcrm.ib.periods import closed_through, lock_periods, open_period
@@ -66,7 +67,7 @@ PRECISION = Decimal("0.00000001")
 
 def amount_text(value: Decimal) -> str:
     """8 decimals, never an exponent: "4.00000000", "-2.00000000", "0.00000000"."""
-    return format(value.quantize(PRECISION), "f")
+    return plain_amount(value.quantize(PRECISION))
 
 
 class RecalcError(ValueError):

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fxcrm.domain.ib.hierarchy import Hierarchy, ParentLink
 from fxcrm.domain.ib.settlement import PeriodError, parse_period
+from fxcrm.domain.money_text import AmountText, amount_text
 from fxcrm.models import (
     IbAccrual,
     IbAttribution,
@@ -171,11 +172,11 @@ class CommissionLine(BaseModel):
     symbol: str | None
     side: str | None
     entry: str | None
-    volume_lots: Decimal | None
+    volume_lots: AmountText | None
     closed_at: datetime
     rule: str
     depth: int
-    amount: Decimal  # 8 decimals, rounded once at settlement
+    amount: AmountText  # 8 decimals, rounded once at settlement
     currency: str
     plan_version_id: str | None
     inputs: dict[str, Any]
@@ -190,14 +191,14 @@ class CommissionPage(BaseModel):
 class RuleTotal(BaseModel):
     rule: str
     currency: str
-    amount: Decimal
+    amount: AmountText
     lines: int
 
 
 class DepthTotal(BaseModel):
     depth: int
     currency: str
-    amount: Decimal
+    amount: AmountText
     lines: int
 
 
@@ -205,11 +206,11 @@ class SettlementView(BaseModel):
     period: str
     status: str
     currency: str
-    accrued: Decimal
-    period_rules: Decimal
-    carried_in: Decimal
-    payable: Decimal
-    carried_out: Decimal
+    accrued: AmountText
+    period_rules: AmountText
+    carried_in: AmountText
+    payable: AmountText
+    carried_out: AmountText
     ledger_transfer_id: str | None
     details: dict[str, Any]
     created_at: datetime
@@ -258,7 +259,7 @@ def explain(rule: str, inputs: dict[str, Any], amount: Decimal, currency: str) -
         )
     elif model == "split":
         base += f"; pool {_fmt(i.get('pool'))}, your share {_fmt(i.get('share_pct'))}%"
-    return f"{base} = {amount} {currency}"
+    return f"{base} = {amount_text(amount)} {currency}"
 
 
 def _line(accrual: IbAccrual, deal: Any) -> CommissionLine:

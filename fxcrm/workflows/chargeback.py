@@ -1,7 +1,8 @@
 """Money taken back from a completed deposit.
 
-ChargebackWorkflow (`chargeback-{payment}-{event}`): started by the PSP webhook when a chargeback,
-dispute or refund event arrives for a deposit whose workflow has finished. It asks the PSP for the
+ChargebackWorkflow (`chargeback-{payment}-{event}`, or `psp-refund-{payment}-{event}` for a refund
+event): started by the PSP webhook when a chargeback, dispute or refund event arrives for a
+deposit whose workflow has finished. It asks the PSP for the
 payment's real state, then books the reversal: debit the client's wallet (credit PSP clearing) for
 what it holds, and the rest to a tracked client receivable, never a negative wallet. Money that sits
 on a trading account is not taken from the platform behind the client's back: dealing and finance

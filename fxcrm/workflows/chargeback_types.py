@@ -14,6 +14,12 @@ def chargeback_workflow_id(payment_id: str, event_key: str) -> str:
     return f"chargeback-{payment_id}-{event_key}"
 
 
+def psp_refund_workflow_id(payment_id: str, event_key: str) -> str:
+    """The PSP reporting a refund (finance's own, or one made at the PSP): the same reversal check
+    as a chargeback, under a name that says what happened."""
+    return f"psp-refund-{payment_id}-{event_key}"
+
+
 def refund_workflow_id(payment_id: str, refund_id: str) -> str:
     return f"refund-{payment_id}-{refund_id}"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from fxcrm.models import IbParentLink, IbPlanVersion
+from fxcrm.models import IbParentLink, IbPartner, IbPlanVersion
 from tests.api.ib_fixtures import (
     add_accruals,
     add_client,
@@ -104,6 +104,27 @@ async def test_create_refuses_duplicates_and_foreign_parents(stack: Stack) -> No
         headers=other.staff("admin"),
     )
     assert foreign_parent.status_code == 404
+
+
+async def test_create_refuses_weak_passwords_and_invisible_names(stack: Stack) -> None:
+    brand = await new_brand(stack)
+    http = stack.http
+    before = await _count(stack, IbPartner, IbPartner.brand_id == brand.id)
+    for name, password in [
+        ("Kite Partners", "aaaaaaaaaa"),
+        ("Kite Partners", "P@ssw0rd2026!"),
+        ("Kite Partners", "Kite-Partners-1"),  # the partner's own name
+        ("   ", "long-enough-1"),
+        ("Kite\u202ePartners", "long-enough-1"),
+    ]:
+        response = await http.post(
+            "/backoffice/ib",
+            json={"name": name, "email": "kite@partners.dev", "password": password},
+            headers=brand.staff("admin"),
+        )
+        assert response.status_code == 422, (name, password, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+    assert await _count(stack, IbPartner, IbPartner.brand_id == brand.id) == before
 
 
 async def test_moves_are_effective_dated_and_refuse_cycles(stack: Stack) -> None:

@@ -41,6 +41,33 @@ async def _traders(stack: Stack) -> int:
         ({"account_type": "pro"}, 422, "questionnaire"),
         ({"ib_referral_code": "NOPE"}, 422, "referral code"),
         ({"first_name": ""}, 422, "first_name"),
+        ({"first_name": "   "}, 422, "first_name"),
+        ({"last_name": "\u3000 "}, 422, "last_name"),
+        ({"first_name": "An\u0000na"}, 422, "first_name"),
+        ({"last_name": "\u202eSchmidt"}, 422, "last_name"),
+        ({"first_name": "An\u2066na\u2069"}, 422, "first_name"),
+        ({"last_name": "Schm\u200bidt"}, 422, "last_name"),
+        ({"middle_name": "Maria\u200d"}, 422, "middle_name"),
+        (
+            {
+                "address": {
+                    "line1": "Haupt\u0000strasse 1",
+                    "city": "Berlin",
+                    "postal_code": "10115",
+                }
+            },
+            422,
+            "line1",
+        ),
+        (
+            {"address": {"line1": "Hauptstrasse 1", "city": "   ", "postal_code": "10115"}},
+            422,
+            "city",
+        ),
+        ({"phone": "+4915112345678\n"}, 422, "international format"),
+        ({"password": "aaaaaaaaaa"}, 422, "password"),
+        ({"password": "qwerty123456"}, 422, "password"),
+        ({"password": "Anna-Schmidt-1985"}, 422, "password"),
     ],
 )
 async def test_bad_registrations_are_refused(
@@ -86,3 +113,13 @@ async def test_pro_with_questionnaire_and_referral_code_is_accepted(stack: Stack
     assert trader is not None
     assert trader.ib_referral_code == "SUBIB1" and trader.ib_partner_id
     assert trader.questionnaire == QUESTIONNAIRE
+
+
+async def test_names_are_stored_stripped_and_nfc(stack: Stack) -> None:
+    body = registration(first_name="  Jose\u0301 ", last_name="Schmidt\n", middle_name="   ")
+    response = await stack.http.post("/portal/demo/register", json=body)
+    assert response.status_code == 201, response.text
+    async with stack.sessions() as session:
+        trader = await session.get(Trader, response.json()["trader_id"])
+    assert trader is not None
+    assert (trader.first_name, trader.last_name, trader.middle_name) == ("José", "Schmidt", None)

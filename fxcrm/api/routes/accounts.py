@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -15,6 +14,8 @@ from temporalio.exceptions import ApplicationError
 
 from fxcrm.api.deps import Principal, SessionDep, SettingsDep, TemporalDep, release, require
 from fxcrm.api.errors import Problem
+from fxcrm.domain.money_text import AmountText
+from fxcrm.domain.text import CleanText
 from fxcrm.models import AccountMirror, PlatformServer, RiskAlert
 from fxcrm.workflows.platform_sync_types import AccountChange, AccountChangeResult
 
@@ -43,12 +44,12 @@ class MirrorView(BaseModel):
     leverage: int
     currency: str
     access: str
-    balance: Decimal
-    credit: Decimal
-    equity: Decimal
-    margin: Decimal
-    free_margin: Decimal
-    margin_level: Decimal | None
+    balance: AmountText
+    credit: AmountText
+    equity: AmountText
+    margin: AmountText
+    free_margin: AmountText
+    margin_level: AmountText | None
     synced_at: datetime
 
 
@@ -57,8 +58,8 @@ class AlertView(BaseModel):
     server_id: str
     login: int
     kind: str
-    value: Decimal
-    threshold: Decimal
+    value: AmountText
+    threshold: AmountText
     status: str
     raised_at: datetime
     cleared_at: datetime | None
@@ -68,7 +69,7 @@ class ChangeRequest(BaseModel):
     leverage: int | None = Field(default=None, ge=1, le=5000)
     group: str | None = Field(default=None, min_length=1, max_length=100)
     access: Literal["full", "read_only", "no_trading", "disabled"] | None = None
-    reason: str = Field(min_length=3, max_length=1000)
+    reason: CleanText = Field(min_length=3, max_length=1000)
 
     @model_validator(mode="after")
     def _one_change(self) -> ChangeRequest:

@@ -15,6 +15,7 @@ from fxcrm.api.deps import Principal, SessionDep, TemporalDep, release, require
 from fxcrm.api.errors import Problem
 from fxcrm.core.audit import append_audit
 from fxcrm.domain.masking import mask_email, mask_name
+from fxcrm.domain.text import CleanText
 from fxcrm.models import KycDocument, ScreeningRecord, Trader, TradingAccount
 from fxcrm.workflows.onboarding_types import (
     ComplianceDecision,
@@ -90,7 +91,7 @@ class TraderFile(BaseModel):
 
 class DecisionRequest(BaseModel):
     decision: str
-    reason: str = Field(min_length=3, max_length=1000)
+    reason: CleanText = Field(min_length=3, max_length=1000)
 
 
 class KycDecisionRequest(DecisionRequest):
@@ -317,7 +318,7 @@ async def compliance_decision(
 
 class AccountTypeRequest(BaseModel):
     account_type: Literal["retail", "pro", "vip"]
-    reason: str = Field(min_length=3, max_length=1000)
+    reason: CleanText = Field(min_length=3, max_length=1000)
 
 
 OPEN_STAGES = {"documents", "kyc_review", "screening", "compliance_review"}

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
-from pydantic import AwareDatetime, BaseModel, EmailStr, Field
+from pydantic import AwareDatetime, BaseModel, EmailStr, Field, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +26,14 @@ from fxcrm.core.security import hash_password
 from fxcrm.domain.ib.hierarchy import HierarchyError, ParentLink
 from fxcrm.domain.ib.plans import PlanError, parse_plan
 from fxcrm.domain.ib.settlement import period_of
+from fxcrm.domain.passwords import (
+    MAX_LENGTH,
+    MIN_LENGTH,
+    NewPassword,
+    check_password,
+    personal_words,
+)
+from fxcrm.domain.text import CleanText
 from fxcrm.ib import reports
 from fxcrm.ib.attribution import Referrer, attribute
 from fxcrm.ib.periods import closed_through
@@ -52,12 +60,17 @@ CODE = r"^[A-Za-z0-9_-]{3,40}$"
 
 class IbCreate(BaseModel):
     brand_id: str | None = None  # may be left out by staff of a single brand
-    name: str = Field(min_length=1, max_length=200)
+    name: CleanText = Field(min_length=1, max_length=200)
     email: EmailStr
-    password: str = Field(min_length=10, max_length=128)
+    password: NewPassword = Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH)
     parent_id: str | None = None
     referral_code: str | None = Field(default=None, pattern=CODE)
     effective_from: AwareDatetime | None = None  # of the link to the master; default now
+
+    @model_validator(mode="after")
+    def _password_is_not_personal(self) -> IbCreate:
+        check_password(self.password, personal_words(self.name, str(self.email)))
+        return self
 
 
 class IbView(BaseModel):
@@ -102,23 +115,23 @@ class IbDetail(IbView):
 
 
 class StatusChange(BaseModel):
-    reason: str = Field(min_length=3, max_length=500)
+    reason: CleanText = Field(min_length=3, max_length=500)
 
 
 class MoveRequest(BaseModel):
     parent_id: str | None  # None: top level
     effective_from: AwareDatetime
-    reason: str = Field(min_length=3, max_length=500)
+    reason: CleanText = Field(min_length=3, max_length=500)
 
 
 class LinkCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
+    name: CleanText = Field(min_length=1, max_length=100)
     code: str | None = Field(default=None, pattern=CODE)
 
 
 class PlanCreate(BaseModel):
     brand_id: str | None = None
-    name: str = Field(min_length=1, max_length=100)
+    name: CleanText = Field(min_length=1, max_length=100)
 
 
 class VersionView(BaseModel):
@@ -152,7 +165,7 @@ class AssignmentCreate(BaseModel):
 class AttributionCreate(BaseModel):
     ib_id: str
     effective_from: AwareDatetime
-    reason: str = Field(min_length=3, max_length=500)
+    reason: CleanText = Field(min_length=3, max_length=500)
     link_code: str | None = None
 
 

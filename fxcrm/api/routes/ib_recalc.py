@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fxcrm.api.deps import Principal, SessionDep, require
 from fxcrm.api.errors import Problem
+from fxcrm.domain.text import CleanText
 from fxcrm.ib import recalculation as recalc
 from fxcrm.models.base import utcnow
 from fxcrm.models.ib import IbRecalculation
@@ -49,7 +50,7 @@ class RecalculationCreate(BaseModel):
     brand_id: str | None = None  # may be left out by staff of a single brand
     period: str  # YYYY-MM: the deals that closed in it are recalculated
     change: ChangeIn
-    reason: str = Field(min_length=3, max_length=500)
+    reason: CleanText = Field(min_length=3, max_length=500)
 
 
 class RecalculationView(BaseModel):

@@ -40,6 +40,7 @@ from fxcrm.domain.ib.statements import (
     text_lines,
 )
 from fxcrm.domain.masking import mask_email
+from fxcrm.domain.money_text import amount_text
 from fxcrm.models import (
     Brand,
     IbAccrual,
@@ -147,11 +148,11 @@ def _view(row: IbSettlement) -> SettlementView:
         period=row.period,
         status=row.status,
         currency=row.currency,
-        accrued=str(row.accrued),
-        period_rules=str(row.period_rules),
-        carried_in=str(row.carried_in),
-        payable=str(row.payable),
-        carried_out=str(row.carried_out),
+        accrued=amount_text(row.accrued),
+        period_rules=amount_text(row.period_rules),
+        carried_in=amount_text(row.carried_in),
+        payable=amount_text(row.payable),
+        carried_out=amount_text(row.carried_out),
         ledger_transfer_id=row.ledger_transfer_id,
         reason=(row.details or {}).get("reason"),
         created_at=row.created_at,
@@ -255,7 +256,7 @@ async def statement_head(
 def _minimum(brand: Brand | None) -> str:
     if brand is None:
         return ""
-    return str(BrandConfig.model_validate(brand.config).ib.minimum_payout)
+    return amount_text(BrandConfig.model_validate(brand.config).ib.minimum_payout)
 
 
 async def trade_lines(

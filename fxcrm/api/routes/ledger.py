@@ -12,6 +12,7 @@ from sqlalchemy import or_, select
 from fxcrm.api.deps import Principal, SessionDep, require
 from fxcrm.api.errors import Problem
 from fxcrm.domain.money import Money
+from fxcrm.domain.money_text import amount_text
 from fxcrm.ledger import AccountView, InvariantReport, check_invariants
 from fxcrm.models import LedgerAccount, LedgerTransfer
 
@@ -52,8 +53,8 @@ def _row(view: AccountView) -> AccountRow:
         kind=view.kind.value,
         currency=view.currency,
         owner_id=view.owner_id,
-        balance=str(view.posted.amount),
-        available=str(view.available.amount),
+        balance=amount_text(view.posted.amount),
+        available=amount_text(view.available.amount),
     )
 
 
@@ -109,7 +110,7 @@ async def statement(
     ).all()
     lines = []
     for t in rows:
-        amount = str(Money.from_minor(t.amount, t.currency).amount)
+        amount = amount_text(Money.from_minor(t.amount, t.currency).amount)
         is_debit = t.debit_account_id == account_id
         lines.append(
             StatementLine(

@@ -40,6 +40,7 @@ from fxcrm.api.payment_requests import (
 )
 from fxcrm.core.audit import Actor
 from fxcrm.domain.money import Money
+from fxcrm.domain.money_text import amount_text
 from fxcrm.domain.payments import (
     DepositStatus,
     PaymentError,
@@ -132,7 +133,7 @@ class StaffPaymentPage(BaseModel):
 
 
 def _decimal(minor: int | None, currency: str) -> str | None:
-    return None if minor is None else str(Money.from_minor(minor, currency).amount)
+    return None if minor is None else amount_text(Money.from_minor(minor, currency).amount)
 
 
 def payment_view(p: Payment) -> PaymentView:
@@ -234,7 +235,7 @@ async def create_deposit(
         payment,
         Actor(type="trader", id=trader.id),
         {
-            "amount": str(amount.amount),
+            "amount": amount_text(amount.amount),
             "currency": amount.currency,
             "method": body.method,
             "target": payment.target_kind,

@@ -28,8 +28,16 @@ from fxcrm.domain.documents import (
     identity_document_fingerprint,
     validate_document,
 )
+from fxcrm.domain.passwords import (
+    MAX_LENGTH,
+    MIN_LENGTH,
+    NewPassword,
+    check_password,
+    personal_words,
+)
 from fxcrm.domain.registration import RegistrationRefused, check_registration, known_country
 from fxcrm.domain.risk import Questionnaire
+from fxcrm.domain.text import CleanText
 from fxcrm.ib.attribution import VISITOR_ID, attribute, referrer_by_click, resolve_code
 from fxcrm.models import Brand, KycDocument, Trader, TradingAccount
 from fxcrm.models.base import utcnow
@@ -40,17 +48,17 @@ log = structlog.get_logger(__name__)
 
 
 class Address(BaseModel):
-    line1: str = Field(min_length=3, max_length=200)
-    city: str = Field(min_length=1, max_length=100)
-    postal_code: str = Field(min_length=2, max_length=20)
+    line1: CleanText = Field(min_length=3, max_length=200)
+    city: CleanText = Field(min_length=1, max_length=100)
+    postal_code: CleanText = Field(min_length=2, max_length=20)
 
 
 class RegistrationRequest(BaseModel):
     email: EmailStr
-    password: str = Field(min_length=10, max_length=128)
-    first_name: str = Field(min_length=1, max_length=100)
-    last_name: str = Field(min_length=1, max_length=100)
-    middle_name: str | None = Field(default=None, max_length=100)
+    password: NewPassword = Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH)
+    first_name: CleanText = Field(min_length=1, max_length=100)
+    last_name: CleanText = Field(min_length=1, max_length=100)
+    middle_name: CleanText | None = Field(default=None, max_length=100)
     date_of_birth: date
     country: str = Field(min_length=2, max_length=2)
     phone: str
@@ -71,6 +79,14 @@ class RegistrationRequest(BaseModel):
     def _pro_needs_questionnaire(self) -> RegistrationRequest:
         if self.account_type == "pro" and self.questionnaire is None:
             raise ValueError("a Pro account requires the appropriateness questionnaire")
+        return self
+
+    @model_validator(mode="after")
+    def _password_is_not_personal(self) -> RegistrationRequest:
+        check_password(
+            self.password,
+            personal_words(self.first_name, self.middle_name, self.last_name, str(self.email)),
+        )
         return self
 
 
@@ -190,9 +206,9 @@ async def register(
         brand_id=brand.id,
         email=email,
         password_hash=password_hash,
-        first_name=body.first_name.strip(),
-        last_name=body.last_name.strip(),
-        middle_name=body.middle_name.strip() if body.middle_name else None,
+        first_name=body.first_name,
+        last_name=body.last_name,
+        middle_name=body.middle_name or None,  # cleaned; blank means none
         date_of_birth=body.date_of_birth.isoformat(),
         phone=body.phone,
         address=body.address.model_dump_json(),
@@ -267,7 +283,7 @@ async def resume_onboarding(
     brand_code = await session.scalar(select(Brand.code).where(Brand.id == trader.brand_id))
     await release(session)
     await _start(temporal, settings.task_queue, trader, brand_code or "")
-    return await onboarding_view(me, temporal)
+    return await onboarding_view(me, session, temporal)
 
 
 async def _trader(session: SessionDep, trader_id: str) -> Trader:
@@ -296,30 +312,38 @@ async def me(me: TraderDep, session: SessionDep) -> Me:
 
 
 @router.get("/me/onboarding", response_model=OnboardingView)
-async def onboarding_view(me: TraderDep, temporal: TemporalDep) -> OnboardingView:
+async def onboarding_view(
+    me: TraderDep, session: SessionDep, temporal: TemporalDep
+) -> OnboardingView:
+    """Stage and KYC status from the trader's record, the one source `/portal/me` reads too; the
+    workflow moves its own stage first and records it a moment later, so a view read from both
+    could say "active" beside "account_opening". Documents and messages come from the workflow."""
+    trader = await _trader(session, me.id)
+    stage, kyc_status = trader.stage, trader.kyc_status
+    await release(session)
     state = await onboarding.onboarding_state(temporal, me.id)
     received = sorted(k for k, ids in state.documents.items() if ids)
     missing = (
         [k for k in ("identity", "address") if k not in received]
-        if state.stage == Stage.DOCUMENTS
+        if stage == Stage.DOCUMENTS
         else []
     )
     message = None
-    if state.stage == Stage.DOCUMENTS and state.kyc_attempts:
+    if stage == Stage.DOCUMENTS and state.kyc_attempts:
         message = state.manual_review_reason
-    elif state.stage in {Stage.REJECTED, Stage.EXPIRED}:
+    elif stage in {Stage.REJECTED, Stage.EXPIRED}:
         message = (
             "We are unable to open an account for you."
-            if state.stage == Stage.REJECTED
+            if stage == Stage.REJECTED
             else ("Your application expired.")
         )
     return OnboardingView(
-        stage=state.stage.value,
-        kyc_status=state.kyc_status,
+        stage=stage,
+        kyc_status=kyc_status,
         documents_received=received,
         documents_missing=missing,
         message=message,
-        login=state.login,
+        login=state.login if stage == Stage.ACTIVE else None,
     )
 
 

@@ -43,6 +43,7 @@ from fxcrm.core.audit import append_audit
 from fxcrm.domain import ledger as rules
 from fxcrm.domain.ledger import AccountKind, LedgerError, TransferKind
 from fxcrm.domain.money import Money
+from fxcrm.domain.money_text import amount_text
 from fxcrm.domain.reconciliation import (
     BreakKind,
     CorrectionError,
@@ -52,6 +53,7 @@ from fxcrm.domain.reconciliation import (
     Resolution,
     correction_legs,
 )
+from fxcrm.domain.text import CleanText
 from fxcrm.ledger import TransferRequest, transfer_linked
 from fxcrm.models import Payment
 from fxcrm.models.base import new_id, utcnow
@@ -60,6 +62,7 @@ from fxcrm.workflows.chargeback_types import (
     RefundRequest,
     ReversalInput,
     chargeback_workflow_id,
+    psp_refund_workflow_id,
     refund_id_for,
     refund_workflow_id,
 )
@@ -116,14 +119,14 @@ class BreakView(BaseModel):
 
 class ResolveRequest(BaseModel):
     action: Resolution
-    reason: str = Field(min_length=3, max_length=400)
+    reason: CleanText = Field(min_length=3, max_length=400)
     amount: str | None = None  # decimal string in the break's currency; default: the difference
     brand_id: str | None = None  # for a break with no payment: whose PSP clearing to correct
 
 
 class RefundBody(BaseModel):
     amount: str | None = None  # decimal string; default: all that is left to refund
-    reason: str = Field(min_length=3, max_length=400)
+    reason: CleanText = Field(min_length=3, max_length=400)
 
 
 class RefundStarted(BaseModel):
@@ -487,7 +490,7 @@ def _refund_started(payment: Payment, refund_id: str, amount: int) -> RefundStar
         refund_id=refund_id,
         workflow_id=refund_workflow_id(payment.id, refund_id),
         payment_id=payment.id,
-        amount=str(Money.from_minor(amount, payment.currency).amount),
+        amount=amount_text(Money.from_minor(amount, payment.currency).amount),
         currency=payment.currency,
     )
 
@@ -499,6 +502,19 @@ REVERSING_STATUSES = {
     PaymentStatus.REFUNDED,
     PaymentStatus.PARTIALLY_REFUNDED,
 }
+
+
+REFUND_STATUSES = {PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED}
+
+
+def reversal_workflow_id(payment: Payment, event: PspEvent) -> str:
+    """A refund event (finance's refund coming back from the PSP, or one made at the PSP) is named
+    a refund; a dispute or a charged-back status a chargeback."""
+    if event.object_kind == "dispute" or event.status is PaymentStatus.CHARGED_BACK:
+        return chargeback_workflow_id(payment.id, event.event_key)
+    if event.object_kind == "refund" or event.status in REFUND_STATUSES:
+        return psp_refund_workflow_id(payment.id, event.event_key)
+    return chargeback_workflow_id(payment.id, event.event_key)
 
 
 def takes_money_back(payment: Payment, event: PspEvent) -> bool:
@@ -515,7 +531,7 @@ async def start_reversal(
     the event takes nothing back. Temporal unreachable: 503, so the PSP delivers it again."""
     if not takes_money_back(payment, event):
         return None
-    workflow_id = chargeback_workflow_id(payment.id, event.event_key)
+    workflow_id = reversal_workflow_id(payment, event)
     try:
         await temporal.start_workflow(
             "ChargebackWorkflow",

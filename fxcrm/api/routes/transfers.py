@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Request, Response, status
@@ -36,6 +35,7 @@ from fxcrm.api.payment_requests import (
 from fxcrm.domain import ledger as ledger_rules
 from fxcrm.domain.fx_rates import DEFAULT_SOURCE, RateSource, UnsupportedPair
 from fxcrm.domain.money import CURRENCY_SCALE, Money
+from fxcrm.domain.money_text import AmountText, amount_text
 from fxcrm.domain.payments import (
     PaymentError,
     PaymentRules,
@@ -93,11 +93,11 @@ class TransferView(BaseModel):
     payment_id: str
     workflow_id: str
     status: str
-    amount: Decimal
+    amount: AmountText
     currency: str
     source: Side
     target: Side
-    target_amount: Decimal | None
+    target_amount: AmountText | None
     fx_rate: str | None
     spread: str | None
     failure_code: str | None
@@ -216,7 +216,7 @@ async def _check(
             raise PaymentError("unsupported_currency_pair", str(exc)) from exc
         fx = quote(amount, source.currency, target.currency, price.rate, price.spread)
         checked.target_amount = fx.net_amount
-        checked.fx_rate = str(price.rate)
+        checked.fx_rate = amount_text(price.rate)
         checked.details = {"fx": fx.as_record(), "rate_source": price.source}
     return checked
 

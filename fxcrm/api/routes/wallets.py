@@ -14,6 +14,7 @@ from fxcrm.api.deps import SessionDep, TraderDep
 from fxcrm.api.errors import Problem
 from fxcrm.domain.ledger import AccountKind, TransferPhase
 from fxcrm.domain.money import Money
+from fxcrm.domain.money_text import amount_text
 from fxcrm.ledger import AccountView
 from fxcrm.models import LedgerAccount, LedgerTransfer
 
@@ -71,8 +72,8 @@ async def balances(me: TraderDep, session: SessionDep) -> list[BalanceView]:
                 kind=account.kind.value,
                 code=account.code,
                 currency=account.currency,
-                balance=str(account.posted.amount),
-                available=str(account.available.amount),
+                balance=amount_text(account.posted.amount),
+                available=amount_text(account.available.amount),
             )
         )
     return views
@@ -142,7 +143,7 @@ async def history(
                     phase=row.phase,
                     account_id=account_id,
                     currency=row.currency,
-                    amount=str(amount),
+                    amount=amount_text(amount),
                     reference=row.reference,
                 )
             )

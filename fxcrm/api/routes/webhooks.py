@@ -210,12 +210,13 @@ async def route_post_completion_event(
 ) -> None:
     """An event for a payment whose workflow has finished: a chargeback, a refund, a late
     confirmation of an expired deposit. The event is stored (ProviderWebhook) either way; a
-    chargeback or refund of a credited deposit starts its ChargebackWorkflow, the rest is logged."""
+    chargeback or refund of a credited deposit starts its ChargebackWorkflow (`chargeback-…` or
+    `psp-refund-…`), the rest is logged."""
     settings = request.app.state.settings
     started = await reconciliation.start_reversal(temporal, settings.task_queue, payment, event)
     log.warning(
         "psp event after the payment finished",
-        chargeback_workflow=started,
+        reversal_workflow=started,
         payment_id=payment.id,
         payment_status=payment.status,
         provider=event.provider,

@@ -43,6 +43,7 @@ from fxcrm.core.audit import Actor
 from fxcrm.domain import ledger as ledger_rules
 from fxcrm.domain.masking import mask_email, mask_name
 from fxcrm.domain.money import Money
+from fxcrm.domain.money_text import amount_text
 from fxcrm.domain.payments import (
     FINAL_STATUSES,
     PaymentError,
@@ -153,7 +154,7 @@ def _view(p: Payment) -> WithdrawalView:
         id=p.id,
         workflow_id=p.workflow_id,
         status=p.status,
-        amount=str(Money.from_minor(p.amount, p.currency).amount),
+        amount=amount_text(Money.from_minor(p.amount, p.currency).amount),
         currency=p.currency,
         method=p.method,
         source=p.source_kind,
@@ -359,7 +360,7 @@ async def create_withdrawal(
         payment,
         Actor(type="trader", id=trader.id),
         {
-            "amount": str(amount.amount),
+            "amount": amount_text(amount.amount),
             "currency": amount.currency,
             "method": body.method,
             "source": payment.source_kind,

@@ -24,6 +24,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from fxcrm.domain.ib.plans import HUNDRED, DistributionModel, PlanRules
+from fxcrm.domain.money_text import amount_text
 
 PRECISION = Decimal("0.00000001")
 CLOSING_ENTRIES = {"out", "inout", "out_by"}
@@ -97,20 +98,27 @@ def base_amounts(deal: DealFacts, rules: PlanRules) -> dict[str, tuple[Decimal, 
     found = rules.lot_rate(deal.symbol, deal.account_group)
     if found is not None and found[0] > 0:
         rate, cell = found
-        out["per_lot"] = (lots * rate, {"lots": str(lots), "rate": str(rate), "cell": cell})
+        out["per_lot"] = (
+            lots * rate,
+            {"lots": amount_text(lots), "rate": amount_text(rate), "cell": cell},
+        )
     markup = rules.markup(deal.symbol)
     if rules.spread_share_pct and markup:
         amount = lots * markup * rules.spread_share_pct / HUNDRED
         out["spread_share"] = (
             amount,
-            {"lots": str(lots), "markup": str(markup), "pct": str(rules.spread_share_pct)},
+            {
+                "lots": amount_text(lots),
+                "markup": amount_text(markup),
+                "pct": amount_text(rules.spread_share_pct),
+            },
         )
     if rules.commission_share_pct and deal.commission:
         paid = abs(deal.commission)
         amount = paid * rules.commission_share_pct / HUNDRED
         out["commission_share"] = (
             amount,
-            {"commission": str(paid), "pct": str(rules.commission_share_pct)},
+            {"commission": amount_text(paid), "pct": amount_text(rules.commission_share_pct)},
         )
     return out
 
@@ -151,8 +159,8 @@ def _split(deal: DealFacts, levels: list[Level], direct: Level) -> list[Accrual]
                         {
                             **inputs,
                             "model": "split",
-                            "pool": str(_q(amount)),
-                            "share_pct": str(pct),
+                            "pool": amount_text(_q(amount)),
+                            "share_pct": amount_text(pct),
                         },
                     )
                 )
@@ -185,8 +193,8 @@ def _differential(deal: DealFacts, levels: list[Level]) -> list[Accrual]:
                         {
                             **inputs,
                             "model": "differential",
-                            "own": str(_q(amount)),
-                            "below": str(_q(already)),
+                            "own": amount_text(_q(amount)),
+                            "below": amount_text(_q(already)),
                         },
                     )
                 )

@@ -41,11 +41,12 @@ from typing import Any
 
 from fxcrm.domain.ib.plans import HUNDRED, CpaRule, PlanRules, TierBasis
 from fxcrm.domain.money import CURRENCY_SCALE
+from fxcrm.domain.money_text import amount_text
 
 PRECISION = Decimal("0.00000001")  # accruals and carried amounts keep 8 decimals
 ZERO = Decimal(0)
 GRACE = timedelta(hours=2)
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_PERIOD = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")  # fullmatch: `$` accepts a trailing newline
 
 
 class PeriodError(ValueError):
@@ -60,7 +61,7 @@ class PeriodError(ValueError):
 
 
 def parse_period(text: str) -> tuple[int, int]:
-    match = _PERIOD.match(text or "")
+    match = _PERIOD.fullmatch(text or "")
     if match is None:
         raise PeriodError("invalid_period", f"period {text!r} is not YYYY-MM")
     return int(match.group(1)), int(match.group(2))
@@ -136,9 +137,9 @@ class Carry:
 
     def as_json(self) -> dict[str, str]:
         return {
-            "amount": str(self.amount),
-            "net_deposits_deficit": str(self.net_deposits_deficit),
-            "net_loss_deficit": str(self.net_loss_deficit),
+            "amount": amount_text(self.amount),
+            "net_deposits_deficit": amount_text(self.net_deposits_deficit),
+            "net_loss_deficit": amount_text(self.net_loss_deficit),
         }
 
     @classmethod
@@ -209,10 +210,10 @@ def cpa_line(rule: CpaRule, facts: CpaFacts, until: datetime) -> PeriodLine | No
         "cpa",
         q8(rule.amount),
         {
-            "first_deposit": str(facts.first_deposit),
-            "min_first_deposit": str(rule.min_first_deposit),
-            "lots": str(facts.lots_in_window),
-            "min_lots": str(rule.min_lots),
+            "first_deposit": amount_text(facts.first_deposit),
+            "min_first_deposit": amount_text(rule.min_first_deposit),
+            "lots": amount_text(facts.lots_in_window),
+            "min_lots": amount_text(rule.min_lots),
             "within_days": str(rule.within_days),
         },
         facts.trader_id,
@@ -260,7 +261,12 @@ def _revshare(
     if not pct:
         return None, ZERO
     effective = base + deficit
-    explanation = {**facts, "base": str(base), "deficit_in": str(deficit), "pct": str(pct)}
+    explanation = {
+        **facts,
+        "base": amount_text(base),
+        "deficit_in": amount_text(deficit),
+        "pct": amount_text(pct),
+    }
     if effective <= 0:
         explanation["note"] = "negative base carried forward, nothing paid"
         return PeriodLine(rule, ZERO, explanation), min(effective, ZERO)
@@ -285,7 +291,7 @@ def period_lines(inp: IbPeriod, until: datetime) -> tuple[list[PeriodLine], Carr
         rules.revshare_net_loss_pct,
         -inp.client_pnl,
         inp.carried_in.net_loss_deficit,
-        {"client_pnl": str(inp.client_pnl)},
+        {"client_pnl": amount_text(inp.client_pnl)},
     )
     lines += [line for line in (deposits, losses) if line is not None]
     if rules.cpa is not None:
@@ -305,9 +311,9 @@ def period_lines(inp: IbPeriod, until: datetime) -> tuple[list[PeriodLine], Carr
                     q8(inp.direct_accrued * (multiplier - 1)),
                     {
                         "basis": rules.tier_basis.value,
-                        "measure": str(measure),
+                        "measure": amount_text(measure),
                         "multiplier": str(multiplier),
-                        "direct_accrued": str(inp.direct_accrued),
+                        "direct_accrued": amount_text(inp.direct_accrued),
                     },
                 )
             )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from fxcrm.domain.ib.settlement import ZERO, PeriodLine
+from fxcrm.domain.money_text import amount_text
 
 HEADER = ["section", "deal", "client", "symbol", "lots", "rule", "level", "amount", "explanation"]
 
@@ -74,10 +75,10 @@ def statement_rows(
             line.deal,
             line.client,
             line.symbol,
-            str(line.lots),
+            amount_text(line.lots),
             line.rule,
             str(line.level),
-            str(line.amount),
+            amount_text(line.amount),
             _explain(line.explanation),
         ]
     for rule in period:
@@ -90,7 +91,7 @@ def statement_rows(
             "",
             rule.rule,
             "",
-            str(rule.amount),
+            amount_text(rule.amount),
             _explain(rule.explanation),
         ]
     total = totals.trades + totals.period_rules + head.carried_in
@@ -102,7 +103,7 @@ def statement_rows(
         (f"payable ({head.status}; rounded down to the {head.currency} minor unit)", head.payable),
         ("carried_out", head.carried_out),
     ):
-        yield ["total", "", "", "", "", name, "", str(amount), ""]
+        yield ["total", "", "", "", "", name, "", amount_text(amount), ""]
 
 
 def render_csv(rows: Iterable[list[str]]) -> str:

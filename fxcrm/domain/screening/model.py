@@ -102,8 +102,10 @@ class AlignedPart(BaseModel):
 
 
 class QualifierAdjustment(BaseModel):
-    name: str  # "dob_year_disjoint", "dob_day_disjoint", "dob_day_month_flip", "country_mismatch", ...
-    delta: float
+    # "dob_day_match", "dob_year_match", "dob_year_disjoint", "dob_day_disjoint",
+    # "dob_day_month_flip", "nationality_mismatch", "country_mismatch", "gender_mismatch", ...
+    name: str
+    delta: float  # added to the name score: positive for agreeing evidence, negative against
     detail: str
 
 

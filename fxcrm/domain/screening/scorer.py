@@ -2,12 +2,16 @@
 
 A query name and a list name are split into parts, parts are aligned greedily by similarity, and
 the name score is the weighted mean of the aligned part scores, with unmatched parts counted as 0.
-Qualifiers (date of birth, country, gender, numbers) then move the entity score down.
+Qualifiers (date of birth, country, gender, numbers) then move the entity score: an agreeing full
+date of birth up, disagreeing facts down, each by how much it tells. Weak facts (a country of
+residence, a listed address or place of birth: listed people move and are born abroad) move it
+little, so they never outweigh strong ones.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -38,13 +42,17 @@ UNMATCHED_RESULT_WEIGHT = 0.2
 # Entity-level features and qualifiers (doc defaults).
 WEAK_ALIAS_SCORE = 0.8
 IDENTIFIER_SCORE = 0.95
+DOB_DAY_MATCH = 0.15  # the full date agrees: one chance in ~20,000 for a stranger
+DOB_YEAR_MATCH = 0.05  # a listed year (or month) agrees: one chance in ~60
 DOB_YEAR_DISJOINT = -0.15
 DOB_DAY_DISJOINT = -0.25
 DOB_DAY_MONTH_FLIP = -0.125
-COUNTRY_MISMATCH = -0.2
+NATIONALITY_MISMATCH = -0.2  # client nationality vs listed nationality
+COUNTRY_MISMATCH = -0.05  # anything weaker: residence, listed addresses or place of birth
 GENDER_MISMATCH = -0.2
 NUMBERS_MISMATCH_FACTOR = 0.3  # organisation/vessel names whose numbers differ lose 30%
 CIRCA_YEARS = 2  # "circa 1960" accepts 1958..1962
+YEAR_MATCH_MAX_YEARS = 2  # a listed range of more years than this earns no year bonus
 
 # Territories that overlap for the country qualifier (dissolved states, disputed regions), so a
 # listed "Soviet Union" national is not "disjoint" from a Russian client.
@@ -52,7 +60,7 @@ TERRITORY_OVERLAPS: dict[str, frozenset[str]] = {
     "SU": frozenset(
         {"RU", "UA", "BY", "KZ", "UZ", "GE", "AM", "AZ", "MD", "KG", "TJ", "TM", "LT", "LV", "EE"}
     ),
-    "YU": frozenset({"RS", "ME", "XK", "BA", "HR", "SI", "MK"}),
+    "YU": frozenset({"RS", "ME", "XK", "BA", "HR", "SI", "MK", "CS"}),
     "CS": frozenset({"RS", "ME", "XK"}),
     "XK": frozenset({"RS"}),
     "PS": frozenset({"IL"}),
@@ -272,19 +280,34 @@ def _prefix_compatible(iso: str, bd: BirthDate) -> bool:
 
 
 def dob_adjustment(dob: date | None, birth_dates: list[BirthDate]) -> QualifierAdjustment | None:
-    """Compare a date of birth with listed date prefixes ("1952" matches any day of 1952)."""
+    """Compare a date of birth with listed date prefixes ("1952" matches any day of 1952).
+
+    An agreeing full date is strong evidence and raises the score; an agreeing year a little,
+    unless the list gives a circa or a spread of years; a disagreeing date lowers it.
+    """
     dated = [bd for bd in birth_dates if len(bd.prefix) >= 4 and bd.prefix[:4].isdigit()]
     if dob is None or not dated:
         return None
     listed = ", ".join(sorted({bd.raw for bd in dated}))
+    iso = dob.isoformat()
+    if any(bd.prefix == iso and not bd.approximate for bd in dated):
+        return QualifierAdjustment(
+            name="dob_day_match", delta=DOB_DAY_MATCH, detail=f"{iso} vs {listed}"
+        )
     if not any(_year_compatible(dob.year, bd) for bd in dated):
         return QualifierAdjustment(
             name="dob_year_disjoint",
             delta=DOB_YEAR_DISJOINT,
-            detail=f"{dob.isoformat()} vs {listed}",
+            detail=f"{iso} vs {listed}",
         )
-    iso = dob.isoformat()
     if any(_prefix_compatible(iso, bd) for bd in dated):
+        years = {bd.prefix[:4] for bd in dated}
+        if len(years) <= YEAR_MATCH_MAX_YEARS and any(
+            iso.startswith(bd.prefix) and not bd.approximate for bd in dated
+        ):
+            return QualifierAdjustment(
+                name="dob_year_match", delta=DOB_YEAR_MATCH, detail=f"{iso} vs {listed}"
+            )
         return None
     if dob.day <= 12 and dob.day != dob.month:
         flipped = date(dob.year, dob.day, dob.month).isoformat()
@@ -297,26 +320,47 @@ def dob_adjustment(dob: date | None, birth_dates: list[BirthDate]) -> QualifierA
     )
 
 
-def _territories(codes: set[str]) -> set[str]:
-    expanded = set(codes)
-    for code in codes:
-        expanded |= TERRITORY_OVERLAPS.get(code, frozenset())
-    for code, overlaps in TERRITORY_OVERLAPS.items():
-        if codes & overlaps:
-            expanded.add(code)
-    return expanded
+def _iso2(codes: Iterable[str | None]) -> set[str]:
+    """Only ISO2 codes count; unknown raw names ("Region: Kafia Kingi") never penalize."""
+    return {c.upper() for c in codes if c and len(c) == 2 and c.isalpha()}
 
 
-def country_adjustment(subject: set[str], listed: set[str]) -> QualifierAdjustment | None:
-    """Only ISO2 codes on both sides count; unknown raw names never penalize."""
-    left = {c.upper() for c in subject if len(c) == 2 and c.isalpha()}
-    right = {c.upper() for c in listed if len(c) == 2 and c.isalpha()}
-    if not left or not right or _territories(left) & _territories(right):
+def _related(a: str, b: str) -> bool:
+    # Direct overlaps only: Russia and Ukraine both overlap the Soviet Union, not each other.
+    return a == b or b in TERRITORY_OVERLAPS.get(a, ()) or a in TERRITORY_OVERLAPS.get(b, ())
+
+
+def _overlap(left: set[str], right: set[str]) -> bool:
+    return any(_related(a, b) for a in left for b in right)
+
+
+def country_adjustment(
+    nationalities: Iterable[str],
+    listed_nationalities: Iterable[str],
+    *,
+    residence: str | None = None,
+    listed_countries: Iterable[str] = (),
+) -> QualifierAdjustment | None:
+    """Countries of the subject against the listed ones (`listed_countries`: addresses, place of
+    birth). Any agreement says nothing against a match. A nationality the listed nationalities
+    contradict is evidence; a disagreement resting only on where someone lives, lived or was born
+    is weak (listed people move and are born abroad), so it costs little.
+    """
+    ours_nat, theirs_nat = _iso2(nationalities), _iso2(listed_nationalities)
+    ours = ours_nat | _iso2([residence])
+    theirs = theirs_nat | _iso2(listed_countries)
+    if not ours or not theirs or _overlap(ours, theirs):
         return None
+    if ours_nat and theirs_nat:
+        return QualifierAdjustment(
+            name="nationality_mismatch",
+            delta=NATIONALITY_MISMATCH,
+            detail=f"{','.join(sorted(ours_nat))} vs {','.join(sorted(theirs_nat))}",
+        )
     return QualifierAdjustment(
         name="country_mismatch",
         delta=COUNTRY_MISMATCH,
-        detail=f"{','.join(sorted(left))} vs {','.join(sorted(right))}",
+        detail=f"{','.join(sorted(ours))} vs {','.join(sorted(theirs))}",
     )
 
 

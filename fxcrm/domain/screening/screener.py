@@ -292,7 +292,7 @@ class Screener:
             matched_query = ", ".join(subject.id_numbers)
             matched_list = ", ".join(i.number for i in entity.identifiers)
         if score < RECORD_THRESHOLD:
-            return None  # qualifiers only lower the score
+            return None  # a date of birth or a country never makes a name match by itself
 
         qualifiers: list[QualifierAdjustment] = []
         if best is not None and kind not in ("weak_alias", "identifier"):
@@ -306,8 +306,12 @@ class Screener:
             ):
                 if adjustment is not None:
                     qualifiers.append(adjustment)
-        subject_countries = {c for c in [subject.country, *subject.nationalities] if c}
-        country = country_adjustment(subject_countries, {*entity.nationalities, *entity.countries})
+        country = country_adjustment(
+            subject.nationalities,
+            entity.nationalities,
+            residence=subject.country,
+            listed_countries=entity.countries,
+        )
         if country is not None:
             qualifiers.append(country)
         final = min(1.0, max(0.0, score + sum(q.delta for q in qualifiers)))

@@ -21,7 +21,7 @@ def entities() -> dict[str, ListEntity]:
 
 
 def test_counts_and_schemas(entities: dict[str, ListEntity]) -> None:
-    assert len(entities) == 45
+    assert len(entities) == 46
     schemas = {e.schema_ for e in entities.values()}
     assert schemas == {"person", "organization", "vessel", "aircraft"}
     assert entities["15905"].schema_ == "vessel"

@@ -61,6 +61,13 @@ LISTED = [
     ),
     (ScreeningSubject(first_name="Ramzan", last_name="Kadyrov", nationalities=["RU"]), "23343"),
     (ScreeningSubject(first_name="Suleiman", last_name="Sakan"), "26541"),
+    # Listed people move: an exact DOB outweighs a residence the list does not mention.
+    (
+        ScreeningSubject(
+            first_name="Viktor", last_name="Bout", date_of_birth=date(1967, 1, 13), country="CY"
+        ),
+        "8279",
+    ),
 ]
 
 

@@ -83,7 +83,7 @@ def test_load_lists_detects_formats_and_merges() -> None:
     loaded = load_lists([OFAC_EXTRACT, OFAC_XML, UN_XML, OFAC_EXTRACT / "sdn.csv"])
     sources = {e.source for e in loaded.entities}
     assert sources == {"ofac-sdn", "un-sc"}
-    assert len(loaded.entities) == 45 + 3  # the XML repeats OFAC ids: first occurrence wins
+    assert len(loaded.entities) == 46 + 3  # the XML repeats OFAC ids: first occurrence wins
     entities, version = loaded  # unpacks as a pair too
     assert entities is loaded.entities
     assert version == loaded.version and len(version) == 32

@@ -11,10 +11,14 @@ from fxcrm.domain.screening.normalize import org_parts, person_parts
 from fxcrm.domain.screening.scorer import (
     COUNTRY_MISMATCH,
     DOB_DAY_DISJOINT,
+    DOB_DAY_MATCH,
     DOB_DAY_MONTH_FLIP,
     DOB_YEAR_DISJOINT,
+    DOB_YEAR_MATCH,
+    GENDER_MISMATCH,
     INITIAL_SCORE,
     NAME_GROUP_SCORE,
+    NATIONALITY_MISMATCH,
     PreparedName,
     country_adjustment,
     dob_adjustment,
@@ -115,22 +119,77 @@ class TestQualifiers:
             DOB_DAY_MONTH_FLIP,
         )
 
+    def test_dob_full_date_match_raises_the_score(self) -> None:
+        exact = dob_adjustment(date(1967, 1, 13), [bd("1967-01-13"), bd("1970-01-13")])
+        assert exact is not None and (exact.name, exact.delta) == ("dob_day_match", DOB_DAY_MATCH)
+        alternative = dob_adjustment(date(1965, 1, 1), [bd("1957-01-01"), bd("1965-01-01")])
+        assert alternative is not None and alternative.delta == DOB_DAY_MATCH
+        assert DOB_DAY_MATCH > DOB_YEAR_MATCH > 0
+
     def test_dob_prefixes_and_circa_are_compatible(self) -> None:
-        assert dob_adjustment(date(1952, 3, 1), [bd("1952")]) is None
-        assert dob_adjustment(date(1952, 10, 9), [bd("1952-10")]) is None
+        year = dob_adjustment(date(1952, 3, 1), [bd("1952")])
+        assert year is not None and (year.name, year.delta) == ("dob_year_match", DOB_YEAR_MATCH)
+        month = dob_adjustment(date(1952, 10, 9), [bd("1952-10")])
+        assert month is not None and (month.name, month.delta) == ("dob_year_match", DOB_YEAR_MATCH)
+        # A circa year or a spread of years agrees without saying much: neither up nor down.
         assert dob_adjustment(date(1961, 1, 1), [bd("1960", approximate=True)]) is None
-        assert dob_adjustment(date(1965, 1, 1), [bd("1957-01-01"), bd("1965-01-01")]) is None
+        assert dob_adjustment(date(1980, 5, 5), [bd(str(y)) for y in range(1977, 1986)]) is None
         assert dob_adjustment(None, [bd("1952")]) is None
         assert dob_adjustment(date(1952, 1, 1), []) is None
 
-    def test_country_mismatch_uses_iso2_and_territory_overlaps(self) -> None:
+    def test_agreeing_dates_never_lower_and_disagreeing_never_raise(self) -> None:
+        agreeing = [DOB_DAY_MATCH, DOB_YEAR_MATCH]
+        disagreeing = [DOB_YEAR_DISJOINT, DOB_DAY_DISJOINT, DOB_DAY_MONTH_FLIP]
+        assert min(agreeing) > 0 > max(disagreeing)
+        # A swapped day and month is a typo more often than another person: the mildest penalty.
+        assert max(DOB_YEAR_DISJOINT, DOB_DAY_DISJOINT) < DOB_DAY_MONTH_FLIP
+
+    def test_nationality_mismatch_uses_iso2_and_territory_overlaps(self) -> None:
         mismatch = country_adjustment({"GB"}, {"RU"})
-        assert mismatch is not None and mismatch.delta == COUNTRY_MISMATCH
+        assert mismatch is not None and (mismatch.name, mismatch.delta) == (
+            "nationality_mismatch",
+            NATIONALITY_MISMATCH,
+        )
         assert country_adjustment({"RU"}, {"RU", "CY"}) is None
         assert country_adjustment({"RU"}, {"SU"}) is None  # Soviet Union overlaps its successors
         assert country_adjustment({"GB"}, {"Region: Kafia Kingi"}) is None  # unknown raw name
         assert country_adjustment(set(), {"RU"}) is None
 
+    def test_successor_states_do_not_overlap_each_other(self) -> None:
+        # Both overlap the Soviet Union; that does not make a Ukrainian a Russian.
+        mismatch = country_adjustment({"UA"}, {"RU"})
+        assert mismatch is not None and mismatch.delta == NATIONALITY_MISMATCH
+        assert country_adjustment({"RS"}, {"YU"}) is None
+        assert country_adjustment({"CS"}, {"YU"}) is None
+
+    def test_residence_is_weak_evidence(self) -> None:
+        # Listed people move: a residence elsewhere costs a little, never a nationality's worth.
+        moved = country_adjustment(set(), {"RU"}, residence="CY")
+        assert moved is not None and (moved.name, moved.delta) == (
+            "country_mismatch",
+            COUNTRY_MISMATCH,
+        )
+        assert NATIONALITY_MISMATCH < COUNTRY_MISMATCH < 0
+        assert DOB_DAY_MATCH + COUNTRY_MISMATCH > 0  # never outweighs an agreeing date of birth
+        # Residence agreeing with a listed country is enough, whatever the nationality says.
+        assert country_adjustment({"GB"}, {"RU"}, residence="RU") is None
+        assert country_adjustment(set(), set(), residence="CY", listed_countries={"CY"}) is None
+        # Nationality and residence both contradicting: one penalty, the nationality's.
+        both = country_adjustment({"GB"}, {"RU"}, residence="CY")
+        assert both is not None and both.delta == NATIONALITY_MISMATCH
+
+    def test_listed_places_of_birth_and_addresses_are_weak_evidence(self) -> None:
+        # Viktor Bout: born in Tajikistan, Russian; the OFAC remarks give the place of birth only.
+        born_abroad = country_adjustment({"RU"}, set(), listed_countries={"TJ"})
+        assert born_abroad is not None and born_abroad.delta == COUNTRY_MISMATCH
+        assert country_adjustment({"RU"}, {"RU"}, listed_countries={"TJ"}) is None
+
     def test_gender(self) -> None:
-        assert gender_adjustment("male", "female") is not None
+        mismatch = gender_adjustment("male", "female")
+        assert mismatch is not None and (mismatch.name, mismatch.delta) == (
+            "gender_mismatch",
+            GENDER_MISMATCH,
+        )
         assert gender_adjustment("male", None) is None
+        assert gender_adjustment(None, "female") is None
+        assert gender_adjustment("female", "female") is None

@@ -189,10 +189,62 @@ def test_wrong_dob_pushes_a_fuzzy_match_below_the_alert_bar(screener: Screener) 
 
 
 def test_country_qualifier(screener: Screener) -> None:
+    # Another nationality is evidence against; another residence only a little (people move).
+    outcome = screen(
+        screener, first_name="Sergey Ivanovich", last_name="Petrov", nationalities=["GB"]
+    )
+    match = next(m for m in outcome.matches if m.entity_id == "test:petrov")
+    assert [(q.name, q.delta) for q in match.qualifiers] == [("nationality_mismatch", -0.2)]
+    assert match.score == pytest.approx(0.8)
     outcome = screen(screener, first_name="Sergey Ivanovich", last_name="Petrov", country="GB")
     match = next(m for m in outcome.matches if m.entity_id == "test:petrov")
-    assert [(q.name, q.delta) for q in match.qualifiers] == [("country_mismatch", -0.2)]
-    assert match.score == pytest.approx(0.8)
+    assert [(q.name, q.delta) for q in match.qualifiers] == [("country_mismatch", -0.05)]
+    assert match.score == pytest.approx(0.95)
+
+
+def test_exact_dob_raises_a_fuzzy_match(screener: Screener) -> None:
+    name_only = score_of(screen(screener, first_name="Serguei", last_name="Petrova"), "petrov")
+    dated = screen(
+        screener, first_name="Serguei", last_name="Petrova", date_of_birth=date(1965, 3, 7)
+    )
+    match = next(m for m in dated.matches if m.entity_id == "test:petrov")
+    assert [(q.name, q.delta) for q in match.qualifiers] == [("dob_day_match", 0.15)]
+    assert match.score == pytest.approx(name_only + 0.15, abs=1e-3)
+    assert dated.decision == "strong"
+
+
+def test_residence_elsewhere_never_outweighs_an_exact_dob(screener: Screener) -> None:
+    name_only = score_of(screen(screener, first_name="Serguei", last_name="Petrova"), "petrov")
+    moved = screen(
+        screener,
+        first_name="Serguei",
+        last_name="Petrova",
+        date_of_birth=date(1965, 3, 7),
+        country="CY",
+    )
+    assert score_of(moved, "petrov") > name_only
+    assert moved.decision == "strong"
+
+
+def test_listed_year_only_agreeing_raises_a_little(screener: Screener) -> None:
+    name_only = score_of(screen(screener, first_name="Jamal", last_name="Mohamad"), "muhammad")
+    assert name_only < 0.9
+    dated = screen(
+        screener, first_name="Jamal", last_name="Mohamad", date_of_birth=date(1970, 5, 1)
+    )
+    match = next(m for m in dated.matches if m.entity_id == "test:muhammad")
+    assert [(q.name, q.delta) for q in match.qualifiers] == [("dob_year_match", 0.05)]
+    assert match.score == pytest.approx(name_only + 0.05, abs=1e-3)
+
+
+def test_gender_qualifier() -> None:
+    listed = entity("aradah", "person", person("AL ARADAH", "Khalid"), dob="1965-01-01")
+    listed = listed.model_copy(update={"gender": "male"})
+    screener = Screener([listed], "v-gender")
+    other = screen(screener, first_name="Khalid", last_name="Al Aradah", gender="female")
+    assert [(q.name, q.delta) for q in other.matches[0].qualifiers] == [("gender_mismatch", -0.2)]
+    same = screen(screener, first_name="Khalid", last_name="Al Aradah", gender="male")
+    assert same.matches[0].qualifiers == []
 
 
 def test_weak_alias_matches_exactly_only(screener: Screener) -> None:
