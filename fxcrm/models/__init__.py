@@ -24,7 +24,13 @@ from fxcrm.models.payments import (
     ReconciliationBreak,
     ReconciliationRun,
 )
-from fxcrm.models.platform_sync import AccountMirror, IngestedDeal, RiskAlert, SyncCursor
+from fxcrm.models.platform_sync import (
+    AccountMirror,
+    IngestedBalanceOp,
+    IngestedDeal,
+    RiskAlert,
+    SyncCursor,
+)
 from fxcrm.models.traders import KycDocument, PlatformServer, Trader, TradingAccount
 
 __all__ = [
@@ -45,6 +51,7 @@ __all__ = [
     "IbReferralLink",
     "IbSettlement",
     "IbSettlementPeriod",
+    "IngestedBalanceOp",
     "IngestedDeal",
     "KycDocument",
     "LedgerAccount",

@@ -17,6 +17,8 @@ from fxcrm.adapters.platforms.base import (
     AccessLevel,
     AccountState,
     ClosedDeal,
+    OpenPosition,
+    PlatformBalanceOp,
     PlatformError,
     PlatformErrorKind,
 )
@@ -27,22 +29,44 @@ from fxcrm.workflows.platform_sync_types import IngestInput, ServerRef
 
 
 class FakePlatform:
-    """Just enough of a gateway: closed deals by time window, and account states."""
+    """Just enough of a gateway: deals and balance operations by time window, account states,
+    and (where the platform reports an opening commission again at the close) open positions."""
 
     platform = "fake"
 
-    def __init__(self) -> None:
+    def __init__(self, *, open_commission_reported_on_close: bool = False) -> None:
         self.deals: list[ClosedDeal] = []
+        self.ops: list[PlatformBalanceOp] = []
+        self.positions: list[OpenPosition] = []
         self.accounts: list[AccountState] = []
         self.windows: list[tuple[datetime, datetime]] = []
+        self.open_commission_reported_on_close = open_commission_reported_on_close
 
     async def iter_closed_deals(
-        self, logins: list[int] | None, group: str | None, since: datetime, until: datetime
+        self,
+        logins: list[int] | None,
+        group: str | None,
+        since: datetime,
+        until: datetime,
+        *,
+        openings: bool = False,
     ) -> AsyncIterator[ClosedDeal]:
         self.windows.append((since, until))
         for deal in self.deals:
-            if since <= deal.time < until:
+            if since <= deal.time < until and (openings or deal.entry != "in"):
                 yield deal
+
+    async def iter_balance_ops(
+        self, logins: list[int] | None, group: str | None, since: datetime, until: datetime
+    ) -> AsyncIterator[PlatformBalanceOp]:
+        for op in self.ops:
+            if since <= op.time < until:
+                yield op
+
+    async def list_open_positions(
+        self, logins: list[int] | None, group: str | None
+    ) -> list[OpenPosition]:
+        return list(self.positions)
 
     async def list_accounts(self, group: str | None) -> list[AccountState]:
         return list(self.accounts)
@@ -207,12 +231,18 @@ class FlakyPlatform(FakePlatform):
         self.failures = failures
 
     async def iter_closed_deals(
-        self, logins: list[int] | None, group: str | None, since: datetime, until: datetime
+        self,
+        logins: list[int] | None,
+        group: str | None,
+        since: datetime,
+        until: datetime,
+        *,
+        openings: bool = False,
     ) -> AsyncIterator[ClosedDeal]:
         if self.failures:
             self.failures -= 1
             raise PlatformError("connection refused", kind=PlatformErrorKind.UNAVAILABLE)
-        async for deal in super().iter_closed_deals(logins, group, since, until):
+        async for deal in super().iter_closed_deals(logins, group, since, until, openings=openings):
             yield deal
 
 
