@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from fxcrm.adapters.platforms.base import (
@@ -522,3 +523,28 @@ async def test_opening_deals_when_asked_and_every_money_operation(
     assert {op.ticket for op in by_group} == {op.ticket for op in ops}
     with pytest.raises(ValueError):
         [op async for op in mt5_client.iter_balance_ops(None, None, T0, T0)]
+
+
+async def test_money_operations_of_the_window_just_read_cost_no_second_request(
+    mt5_client: Mt5WebApiClient, mt5_sim: Mt5SimulatorThread
+) -> None:
+    first, _ = await _trading_history(mt5_sim, mt5_client)
+    await mt5_client.balance_op(first, BalanceOpKind.WITHDRAW, Decimal(30), "dealer fee")
+    now = datetime.now(UTC)
+    since, until = now - timedelta(hours=1), now + timedelta(hours=1)
+    asked = [op async for op in mt5_client.iter_balance_ops(None, "*", since, until)]
+    requests: list[str] = []
+
+    async def log(request: httpx.Request) -> None:
+        requests.append(request.url.path)
+
+    mt5_client._http.event_hooks["request"].append(log)
+    _ = [d async for d in mt5_client.iter_closed_deals(None, "*", since, until, openings=True)]
+    reads = len(requests)
+    assert reads > 0
+    again = [op async for op in mt5_client.iter_balance_ops(None, "*", since, until)]
+    assert len(requests) == reads  # served from the deals just read
+    assert [op.ticket for op in again] == [op.ticket for op in asked]
+    # Another window is asked for.
+    other = [op async for op in mt5_client.iter_balance_ops(None, "*", since, now)]
+    assert len(requests) > reads and [op.ticket for op in other] == [op.ticket for op in asked]

@@ -263,6 +263,10 @@ class Mt5WebApiClient:
         self._generation = 0
         self._session: int | None = None  # generation of the live session, None when logged out
         self._currencies: dict[str, str] = {}
+        # Ingestion reads a window's trades, then the same window's money operations: the deal
+        # answers hold both, so the money deals of the last full read are kept for that second
+        # call instead of asking the server again.
+        self._money_deals: tuple[tuple[object, ...], list[dict[str, Any]]] | None = None
 
     async def __aenter__(self) -> Mt5WebApiClient:
         return self
@@ -648,6 +652,8 @@ class Mt5WebApiClient:
             raise ValueError("pass either logins or a group mask")
         start, end = self._to_server(since), self._to_server(until)
         openings_at: dict[str, datetime] = {}  # position id -> its opening deal's time, this call
+        money: list[dict[str, Any]] = []
+        self._money_deals = None
         async for answer in self._deal_answers(logins, group, start, end):
             # Openings first: an answer's order is the server's, not necessarily by time.
             for raw in answer:
@@ -656,6 +662,9 @@ class Mt5WebApiClient:
                 deal = self._trade_deal(raw, openings_at, openings_too=openings)
                 if deal is not None:
                     yield deal
+                elif _action(raw) not in TRADE_ACTIONS:
+                    money.append(raw)
+        self._money_deals = (_deal_scope(logins, group, start, end), money)
 
     async def iter_balance_ops(
         self, logins: list[int] | None, group: str | None, since: datetime, until: datetime
@@ -665,7 +674,14 @@ class Mt5WebApiClient:
         if (logins is None) == (group is None):
             raise ValueError("pass either logins or a group mask")
         start, end = self._to_server(since), self._to_server(until)
-        async for answer in self._deal_answers(logins, group, start, end):
+        read, self._money_deals = self._money_deals, None
+        scope = _deal_scope(logins, group, start, end)
+        answers = (
+            _once(read[1])
+            if read and read[0] == scope
+            else self._deal_answers(logins, group, start, end)
+        )
+        async for answer in answers:
             for raw in answer:
                 action = _action(raw)
                 if action is None or action in TRADE_ACTIONS:
@@ -788,6 +804,16 @@ def _unavailable(command: str, what: str, code: str) -> PlatformError:
 
 def _query(params: Mapping[str, object]) -> dict[str, str]:
     return {key: str(value) for key, value in params.items()}
+
+
+def _deal_scope(
+    logins: list[int] | None, group: str | None, start: int, end: int
+) -> tuple[object, ...]:
+    return (tuple(logins) if logins is not None else None, group, start, end)
+
+
+async def _once(answer: list[dict[str, Any]]) -> AsyncIterator[list[dict[str, Any]]]:
+    yield answer
 
 
 def _entry(deal: Mapping[str, Any]) -> int | None:
