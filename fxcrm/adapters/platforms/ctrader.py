@@ -570,7 +570,12 @@ class CTraderWebServicesClient:
             logins = [to_int(t["login"]) for t in await self._traders(scope)]
         window = {"from": format_time(since), "to": format_time(until)}
         for login in logins:
-            data = await self._json("GET", self._history_path.format(login=login), window)
+            try:
+                data = await self._json("GET", self._history_path.format(login=login), window)
+            except PlatformError as exc:
+                if exc.kind is PlatformErrorKind.NOT_FOUND:
+                    continue  # gone since the list was read: no operations to miss
+                raise
             for entry in data.get("balanceHistory", []) if isinstance(data, dict) else []:
                 change = str(entry.get("changeType", ""))
                 yield PlatformBalanceOp(

@@ -668,7 +668,13 @@ class SirixClient:
                 if group in (None, ALL_GROUPS) or str(user.get("GroupName", "")) == group
             ]
         for login in logins:
-            for row in await self._transactions(login):
+            try:
+                rows = await self._transactions(login)
+            except PlatformError as exc:
+                if exc.kind is PlatformErrorKind.NOT_FOUND:
+                    continue  # gone since the list was read: no operations to miss
+                raise
+            for row in rows:
                 result = self._balance_result(row)
                 if not since <= result.time <= until:
                     continue

@@ -415,3 +415,13 @@ async def test_money_operations_and_the_commission_of_closed_volume(
         )
     ]
     assert [(d.entry, d.commission) for d in deals] == [("out", Decimal(-6))]
+
+
+async def test_money_operations_skip_an_account_gone_since_the_list(
+    ctrader_client: CTraderWebServicesClient,
+) -> None:
+    login = await funded(ctrader_client, "10")
+    now = datetime.now(UTC)
+    window = (now - timedelta(hours=1), now + timedelta(hours=1))
+    ops = [op async for op in ctrader_client.iter_balance_ops([99_999_999, login], None, *window)]
+    assert [op.login for op in ops] == [login]

@@ -481,3 +481,13 @@ async def test_money_operations_in_a_window(sirix_client: SirixClient) -> None:
     ]
     later = [op async for op in sirix_client.iter_balance_ops([login], None, window[1], window[1])]
     assert later == []
+
+
+async def test_money_operations_skip_an_account_gone_since_the_list(
+    sirix_client: SirixClient,
+) -> None:
+    login = await funded(sirix_client, "10")
+    now = datetime.now(UTC)
+    window = (now - timedelta(hours=1), now + timedelta(hours=1))
+    ops = [op async for op in sirix_client.iter_balance_ops([99_999_999, login], None, *window)]
+    assert [op.login for op in ops] == [login]
