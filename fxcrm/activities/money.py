@@ -28,7 +28,7 @@ from fxcrm.adapters.psp.base import PspError
 from fxcrm.core.audit import SYSTEM, Actor, append_audit
 from fxcrm.domain import ledger as rules
 from fxcrm.domain.ledger import AccountKind, LedgerError
-from fxcrm.domain.payments import FINAL_STATUSES, may_leave_final
+from fxcrm.domain.payments import FINAL_STATUSES, FXCRM_REF_PREFIXES, may_leave_final
 from fxcrm.ledger import AccountSpec, open_account
 from fxcrm.models import Payment, PaymentAlert, TradingAccount
 from fxcrm.models.base import utcnow
@@ -70,6 +70,8 @@ def psp_failure(exc: PspError) -> ApplicationError:
 def platform_ref(prefix: str, payment_id: str) -> str:
     """Our reference on a platform balance operation: `prefix:` and the payment id, cut to the 31
     characters MT4/MT5 keep in a comment (26 hex characters are 104 bits: still unique)."""
+    if prefix not in FXCRM_REF_PREFIXES:
+        raise ValueError(f"unknown platform reference prefix {prefix!r}")
     return f"{prefix}:{payment_id[:26]}"[:31]
 
 

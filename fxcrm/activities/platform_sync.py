@@ -8,6 +8,7 @@ the backlog.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,30 +19,33 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from fxcrm.activities.trading_pnl import ledger_mirrors, post_to_mirror
 from fxcrm.adapters.platforms.base import (
     ALL_GROUPS,
     AccessLevel,
     AccountState,
     ClosedDeal,
+    PlatformBalanceOp,
     PlatformError,
     PlatformErrorKind,
+    TradingPlatformGateway,
 )
 from fxcrm.adapters.platforms.registry import PlatformRegistry
 from fxcrm.core.audit import Actor, append_audit
 from fxcrm.core.db import insert_ignoring_duplicates, transaction
 from fxcrm.domain.alerts import ALERT_KINDS, balance_drift, breaches
 from fxcrm.domain.brand import BrandConfig
-from fxcrm.domain.ledger import client_trading_code
+from fxcrm.domain.ledger import TransferKind
 from fxcrm.ledger.schemas import AccountView
 from fxcrm.models import (
     AccountMirror,
     Brand,
+    IngestedBalanceOp,
     IngestedDeal,
     LedgerAccount,
     PlatformServer,
     RiskAlert,
     SyncCursor,
-    TradingAccount,
 )
 from fxcrm.models.base import utcnow
 from fxcrm.workflows.platform_sync_types import (
@@ -55,6 +59,7 @@ from fxcrm.workflows.platform_sync_types import (
 
 log = structlog.get_logger(__name__)
 DEALS_TABLE: Table = IngestedDeal.__table__  # type: ignore[assignment]
+OPS_TABLE: Table = IngestedBalanceOp.__table__  # type: ignore[assignment]
 
 BATCH = 2_000
 # A server never synced before starts this far back.
@@ -76,6 +81,35 @@ def platform_failure(exc: PlatformError) -> ApplicationError:
     return ApplicationError(
         str(exc), exc.kind.value, type=f"Platform.{exc.kind.value}", non_retryable=permanent
     )
+
+
+async def _store_ops(session: AsyncSession, server_id: str, ops: list[PlatformBalanceOp]) -> int:
+    known = set(
+        (
+            await session.scalars(
+                select(IngestedBalanceOp.ticket).where(
+                    IngestedBalanceOp.server_id == server_id,
+                    IngestedBalanceOp.ticket.in_({op.ticket for op in ops}),
+                )
+            )
+        ).all()
+    )
+    now = utcnow()
+    rows = [
+        {
+            "server_id": server_id,
+            "ticket": op.ticket,
+            "login": op.login,
+            "kind": op.kind,
+            "amount": op.amount,
+            "comment": op.comment[:100],
+            "booked_at": op.time,
+            "raw": json.loads(json.dumps(op.raw, default=str)),
+            "ingested_at": now,
+        }
+        for op in {op.ticket: op for op in ops if op.ticket not in known}.values()
+    ]
+    return await insert_ignoring_duplicates(session, OPS_TABLE, rows, ["server_id", "ticket"])
 
 
 def _deal_row(server_id: str, deal: ClosedDeal) -> dict[str, Any]:
@@ -123,16 +157,20 @@ class PlatformSyncActivities:
             read_before = read
             batch: list[ClosedDeal] = []
             try:
-                async for deal in gateway.iter_closed_deals(None, ALL_GROUPS, start, end):
+                # Opening deals too: the commission some platforms charge on them is money.
+                async for deal in gateway.iter_closed_deals(
+                    None, ALL_GROUPS, start, end, openings=True
+                ):
                     batch.append(deal)
                     read += 1
                     if len(batch) >= BATCH:
                         inserted += await self._store(inp.server_id, batch, None)
                         batch = []
                         activity.heartbeat(read)
+                ops = [op async for op in gateway.iter_balance_ops(None, ALL_GROUPS, start, end)]
             except PlatformError as exc:
                 raise platform_failure(exc) from exc
-            inserted += await self._store(inp.server_id, batch, end)
+            inserted += await self._store(inp.server_id, batch, end, ops)
             activity.heartbeat(read)
             window = _next_window(window, read - read_before)
             start = end
@@ -142,11 +180,20 @@ class PlatformSyncActivities:
             log.info("deals ingested", server_id=inp.server_id, read=read, inserted=inserted)
         return IngestResult(read=read, inserted=inserted, until=start, caught_up=start >= until)
 
-    async def _store(self, server_id: str, deals: list[ClosedDeal], until: datetime | None) -> int:
+    async def _store(
+        self,
+        server_id: str,
+        deals: list[ClosedDeal],
+        until: datetime | None,
+        ops: list[PlatformBalanceOp] | None = None,
+    ) -> int:
         """One transaction: the batch and the cursor move together. Most of a re-read overlap is
         stored already: those deals are looked up by id and skipped, only the new ones are
-        written (the upsert still ignores a duplicate that slips in between)."""
+        written (the upsert still ignores a duplicate that slips in between). The window's
+        balance operations are stored the same way, by ticket."""
         async with transaction(self._sessions) as session:
+            if ops:
+                await _store_ops(session, server_id, ops)
             inserted = 0
             if deals:
                 known = set(
@@ -184,13 +231,21 @@ class PlatformSyncActivities:
     async def sync_accounts(self, ref: ServerRef) -> AccountsSynced:
         gateway = await self._platforms.get(ref.server_id, "sync")
         try:
+            commissions = await _open_commission(gateway)
             accounts = await gateway.list_accounts(None)
         except PlatformError as exc:
             raise platform_failure(exc) from exc
         activity.heartbeat(len(accounts))
         async with self._sessions() as session:
             brand = await self._brand_of(session, ref.server_id)
-            ledger_balances = await _ledger_mirrors(session, ref.server_id)
+            stored = {
+                login: value
+                for login, value in await session.execute(
+                    select(AccountMirror.login, AccountMirror.open_commission).where(
+                        AccountMirror.server_id == ref.server_id
+                    )
+                )
+            }
             open_alerts = {
                 (a.login, a.kind): a
                 for a in (
@@ -206,8 +261,21 @@ class PlatformSyncActivities:
         now = utcnow()
         for start in range(0, len(accounts), BATCH):
             async with transaction(self._sessions) as session:
+                mirrors = await ledger_mirrors(session, ref.server_id)
                 for account in accounts[start : start + BATCH]:
-                    await session.merge(_mirror(ref.server_id, account, now))
+                    login = account.login
+                    charged = stored.get(login, Decimal(0))
+                    if commissions is not None:
+                        charged = await _mirror_open_commission(
+                            session,
+                            ref.server_id,
+                            mirrors.get(login),
+                            account,
+                            charged,
+                            commissions.get(login, Decimal(0)),
+                            now,
+                        )
+                    await session.merge(_mirror(ref.server_id, account, now, charged))
                     found = {
                         b.kind: b
                         for b in breaches(
@@ -217,17 +285,23 @@ class PlatformSyncActivities:
                             thresholds=brand.thresholds_for(account.group),
                         )
                     }
-                    drift = balance_drift(account.balance, ledger_balances.get(account.login))
+                    ledger = mirrors.get(login)
+                    drift = balance_drift(
+                        account.balance,
+                        None
+                        if ledger is None
+                        else AccountView.model_validate(ledger).posted.amount,
+                    )
                     if drift is not None:
                         found[drift.kind] = drift
                     for kind, breach in found.items():
-                        known = open_alerts.get((account.login, kind))
+                        known = open_alerts.get((login, kind))
                         if known is None:
                             session.add(
                                 RiskAlert(
-                                    alert_key=f"{ref.server_id}:{account.login}:{kind}:{now.isoformat()}",
+                                    alert_key=f"{ref.server_id}:{login}:{kind}:{now.isoformat()}",
                                     server_id=ref.server_id,
-                                    login=account.login,
+                                    login=login,
                                     kind=kind,
                                     value=breach.value,
                                     threshold=breach.threshold,
@@ -235,17 +309,21 @@ class PlatformSyncActivities:
                                 )
                             )
                             raised += kind not in CONFIRMED_ON_SECOND_SIGHT
-                        elif known.status == "pending":
-                            stored = await session.get(RiskAlert, known.id)
-                            if stored is not None:
-                                stored.status, stored.value = "open", breach.value
-                                raised += 1
+                            continue
+                        stored_alert = await session.get(RiskAlert, known.id)
+                        if stored_alert is None:
+                            continue
+                        if known.status == "pending":
+                            stored_alert.status = "open"
+                            raised += 1
+                        # An alert carries the current value: the gap of now, not of when it opened.
+                        stored_alert.value, stored_alert.threshold = breach.value, breach.threshold
                     for kind in ALERT_KINDS:
-                        alert = open_alerts.get((account.login, kind))
+                        alert = open_alerts.get((login, kind))
                         if alert is not None and kind not in found:
-                            stored = await session.get(RiskAlert, alert.id)
-                            if stored is not None:
-                                stored.status, stored.cleared_at = "cleared", now
+                            stored_alert = await session.get(RiskAlert, alert.id)
+                            if stored_alert is not None:
+                                stored_alert.status, stored_alert.cleared_at = "cleared", now
                                 cleared += 1
         return AccountsSynced(accounts=len(accounts), alerts_raised=raised, alerts_cleared=cleared)
 
@@ -311,32 +389,42 @@ class PlatformSyncActivities:
         )
 
 
-async def _ledger_mirrors(session: AsyncSession, server_id: str) -> dict[int, Decimal]:
-    """fxcrm's ledger mirror of each account's platform balance, for accounts that have one (money
-    fxcrm moved to or from them); the platform is compared with it on every sync."""
-    links = (
-        await session.execute(
-            select(TradingAccount.login, TradingAccount.trader_id, TradingAccount.brand_id).where(
-                TradingAccount.server_id == server_id, TradingAccount.login.is_not(None)
-            )
-        )
-    ).all()
-    if not links:
-        return {}
-    codes = {
-        client_trading_code(trader, server_id, login): int(login)
-        for login, trader, _ in links
-        if login is not None
-    }
-    rows = (
-        await session.scalars(
-            select(LedgerAccount).where(
-                LedgerAccount.brand_id.in_({brand for _, _, brand in links}),
-                LedgerAccount.code.in_(codes),
-            )
-        )
-    ).all()
-    return {codes[row.code]: AccountView.model_validate(row).posted.amount for row in rows}
+async def _open_commission(gateway: TradingPlatformGateway) -> dict[int, Decimal] | None:
+    """The commission of each account's open positions, where the platform takes it off the
+    balance at the opening but reports it again on the closing record; None elsewhere."""
+    if not gateway.open_commission_reported_on_close:
+        return None
+    totals: dict[int, Decimal] = defaultdict(Decimal)
+    for position in await gateway.list_open_positions(None, None):
+        totals[position.login] += position.commission
+    return totals
+
+
+async def _mirror_open_commission(
+    session: AsyncSession,
+    server_id: str,
+    ledger: LedgerAccount | None,
+    account: AccountState,
+    charged: Decimal,
+    now_open: Decimal,
+    now: datetime,
+) -> Decimal:
+    """Posts the change in the open positions' commission since the last sync: a new position's
+    commission leaves the balance at once; a closing record reports it again (the deal P/L posts
+    it), so it is given back here as the position closes. Returns the figure now mirrored. An
+    account without a ledger mirror keeps the platform's figure: only later changes are its."""
+    if now_open == charged or ledger is None:
+        return now_open
+    await post_to_mirror(
+        session,
+        ledger,
+        now_open - charged,
+        kind=TransferKind.TRADING_PNL,
+        idempotency_key=f"opencomm:{server_id}:{account.login}:{now.isoformat()}",
+        reference=f"{server_id}:{account.login}",
+        details={"open_commission": str(now_open), "before": str(charged)},
+    )
+    return now_open
 
 
 # A drift seen once may be a deal that closed after the last ingestion and before the balance was
@@ -362,7 +450,11 @@ def _next_window(window: timedelta, deals_in_last: int) -> timedelta:
     return window
 
 
-def _mirror(server_id: str, account: AccountState, now: datetime) -> AccountMirror:
+def _mirror(
+    server_id: str, account: AccountState, now: datetime, open_commission: Decimal | None = None
+) -> AccountMirror:
+    # Without a figure (a dealer's change), the stored open commission is left as it is.
+    extra = {} if open_commission is None else {"open_commission": open_commission}
     return AccountMirror(
         server_id=server_id,
         login=account.login,
@@ -377,6 +469,7 @@ def _mirror(server_id: str, account: AccountState, now: datetime) -> AccountMirr
         free_margin=account.free_margin,
         margin_level=account.margin_level,
         synced_at=now,
+        **extra,
     )
 
 

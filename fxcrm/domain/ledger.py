@@ -178,6 +178,7 @@ class TransferKind(StrEnum):
     CORRECTION = "correction"
     REVERSAL = "reversal"
     TRADING_PNL = "trading_pnl"  # realized profit, commission and swap of closed deals
+    PLATFORM_OPERATION = "platform_operation"  # a dealer's balance operation outside fxcrm
 
 
 class TransferPhase(StrEnum):

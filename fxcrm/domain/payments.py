@@ -283,3 +283,18 @@ def withdrawal_risk_flags(rules: PaymentRules, ctx: WithdrawalContext) -> list[R
     if ctx.withdrawals_last_24h >= rules.max_withdrawals_per_day:
         flags.append(RiskFlag.VELOCITY)
     return flags
+
+
+# The prefixes of fxcrm's references on platform balance operations (activities.money.platform_ref):
+# deposit, withdrawal and its re-credit, transfer out, in and back. The payment workflows post
+# these operations to the ledger mirror themselves; the platform sync posts only the others (a
+# dealer's, made on the platform).
+FXCRM_REF_PREFIXES = frozenset({"dep", "wd", "wr", "to", "ti", "tr"})
+# Match-Trader books a bonus as credit with this in front of the reference.
+_BONUS_PREFIX = "bonus:"
+
+
+def made_by_fxcrm(comment: str) -> bool:
+    """Whether a platform balance operation carries one of fxcrm's references."""
+    prefix, colon, rest = comment.removeprefix(_BONUS_PREFIX).partition(":")
+    return bool(colon and rest) and prefix in FXCRM_REF_PREFIXES

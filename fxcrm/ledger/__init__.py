@@ -1,6 +1,6 @@
 """The double-entry ledger on the database (rules in fxcrm.domain.ledger)."""
 
-from fxcrm.ledger.invariants import check_invariants
+from fxcrm.ledger.invariants import check_invariants, compare_platform_mirrors
 from fxcrm.ledger.schemas import (
     AccountSpec,
     AccountView,
@@ -36,6 +36,7 @@ __all__ = [
     "TransferView",
     "account_by_code",
     "check_invariants",
+    "compare_platform_mirrors",
     "convert_currency",
     "get_account",
     "open_account",

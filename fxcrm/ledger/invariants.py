@@ -3,19 +3,38 @@
 - per currency, posted debits equal posted credits (and pending debits equal pending credits);
 - no protected account (client money) has a negative available balance;
 - every account's running totals equal the sums of its transfers.
+
+And, apart (`compare_platform_mirrors`), the ledger against the platforms: every trading account's
+ledger mirror against the balance the platform sync last read for it.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fxcrm.domain.ledger import Balances, NormalBalance, TransferPhase, TransferState
-from fxcrm.ledger.schemas import AccountProblem, CurrencyTotals, InvariantReport
+from fxcrm.domain.ledger import (
+    Balances,
+    NormalBalance,
+    TransferPhase,
+    TransferState,
+    client_trading_code,
+)
+from fxcrm.ledger.schemas import (
+    AccountProblem,
+    AccountView,
+    CurrencyTotals,
+    InvariantReport,
+    MirrorGap,
+    PlatformComparison,
+)
 from fxcrm.models.ledger import LedgerAccount, LedgerTransfer
+from fxcrm.models.platform_sync import AccountMirror
+from fxcrm.models.traders import TradingAccount
 
 _POSTING_PHASES = (TransferPhase.SINGLE.value, TransferPhase.POST.value)
 
@@ -117,4 +136,72 @@ def _problem(
         problem=problem,
         recorded=vars(recorded),
         computed=vars(computed) if computed is not None else None,
+    )
+
+
+async def compare_platform_mirrors(
+    session: AsyncSession, brand_ids: Collection[str]
+) -> PlatformComparison:
+    """Each ledger mirror of a trading account of these brands against the platform balance the
+    sync last read (`account_mirrors`): a gap is money that moved on one side only, or not yet."""
+    linked = (
+        await session.execute(
+            select(
+                TradingAccount.brand_id,
+                TradingAccount.trader_id,
+                AccountMirror.server_id,
+                AccountMirror.login,
+                AccountMirror.balance,
+                AccountMirror.synced_at,
+            )
+            .join(
+                AccountMirror,
+                and_(
+                    AccountMirror.server_id == TradingAccount.server_id,
+                    AccountMirror.login == TradingAccount.login,
+                ),
+            )
+            .where(TradingAccount.brand_id.in_(list(brand_ids)))
+        )
+    ).all()
+    by_code = {
+        (row.brand_id, client_trading_code(row.trader_id, row.server_id, row.login)): row
+        for row in linked
+    }
+    ledgers: list[LedgerAccount] = []
+    codes = sorted({code for _, code in by_code})
+    for start in range(0, len(codes), 2_000):
+        ledgers += (
+            await session.scalars(
+                select(LedgerAccount)
+                .where(
+                    LedgerAccount.brand_id.in_(list(brand_ids)),
+                    LedgerAccount.code.in_(codes[start : start + 2_000]),
+                )
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+    mismatched = []
+    for ledger in ledgers:
+        row = by_code.get((ledger.brand_id, ledger.code))
+        if row is None:
+            continue
+        mirrored = AccountView.model_validate(ledger).posted.amount
+        if mirrored != row.balance:
+            mismatched.append(
+                MirrorGap(
+                    server_id=row.server_id,
+                    login=row.login,
+                    account_id=ledger.id,
+                    code=ledger.code,
+                    currency=ledger.currency,
+                    platform_balance=row.balance,
+                    ledger_balance=mirrored,
+                    gap=row.balance - mirrored,
+                    synced_at=row.synced_at,
+                )
+            )
+    mismatched.sort(key=lambda gap: (gap.server_id, gap.login))
+    return PlatformComparison(
+        ok=not mismatched, accounts_compared=len(ledgers), mismatched=mismatched
     )

@@ -144,10 +144,33 @@ class AccountProblem(BaseModel):
     computed: dict[str, int] | None = None
 
 
-class InvariantReport(BaseModel):
+class MirrorGap(BaseModel):
+    """A trading account whose ledger mirror differs from its platform balance (as last synced)."""
+
+    server_id: str
+    login: int
+    account_id: str
+    code: str
+    currency: str
+    platform_balance: Decimal
+    ledger_balance: Decimal
+    gap: Decimal  # platform minus ledger
+    synced_at: datetime
+
+
+class PlatformComparison(BaseModel):
+    """Every ledger mirror against the balance the platform sync last read for its account."""
+
     ok: bool
+    accounts_compared: int
+    mismatched: list[MirrorGap]
+
+
+class InvariantReport(BaseModel):
+    ok: bool  # the ledger's own invariants (the platform comparison has its own `ok`)
     accounts_checked: int
     currencies: list[CurrencyTotals]
     unbalanced_currencies: list[str]
     negative_balances: list[AccountProblem]
     mismatched_balances: list[AccountProblem]
+    platform: PlatformComparison | None = None

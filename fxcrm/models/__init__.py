@@ -25,7 +25,13 @@ from fxcrm.models.payments import (
     ReconciliationBreak,
     ReconciliationRun,
 )
-from fxcrm.models.platform_sync import AccountMirror, IngestedDeal, RiskAlert, SyncCursor
+from fxcrm.models.platform_sync import (
+    AccountMirror,
+    IngestedBalanceOp,
+    IngestedDeal,
+    RiskAlert,
+    SyncCursor,
+)
 from fxcrm.models.traders import KycDocument, PlatformServer, Trader, TradingAccount
 
 __all__ = [
@@ -47,6 +53,7 @@ __all__ = [
     "IbSettlement",
     "IbSettlementPeriod",
     "IbUnpaidDeal",
+    "IngestedBalanceOp",
     "IngestedDeal",
     "KycDocument",
     "LedgerAccount",

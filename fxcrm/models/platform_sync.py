@@ -42,6 +42,25 @@ class IngestedDeal(Base):
     ingested_at: Mapped[datetime] = created_at_column()
 
 
+class IngestedBalanceOp(Base):
+    """One balance or credit operation, as the platform booked it (fxcrm's own, with its
+    reference in the comment, and a dealer's). (server, ticket) makes ingestion idempotent."""
+
+    __tablename__ = "platform_balance_ops"
+    __table_args__ = (UniqueConstraint("server_id", "ticket"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    server_id: Mapped[str] = mapped_column(ForeignKey("platform_servers.id"))
+    ticket: Mapped[str] = mapped_column(String(64))
+    login: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(10))  # balance | credit
+    amount: Mapped[Decimal] = mapped_column(ScaledDecimal())
+    comment: Mapped[str] = mapped_column(String(100))
+    booked_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    raw: Mapped[dict[str, Any]] = mapped_column(JSON)
+    ingested_at: Mapped[datetime] = created_at_column()
+
+
 class AccountMirror(Base):
     """The platform's latest view of a trading account."""
 
@@ -60,6 +79,12 @@ class AccountMirror(Base):
     free_margin: Mapped[Decimal] = mapped_column(ScaledDecimal())
     margin_level: Mapped[Decimal | None] = mapped_column(ScaledDecimal(), nullable=True)
     synced_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # The commission of the open positions, already off the platform balance but reported again
+    # on the closing records (TradingPlatformGateway.open_commission_reported_on_close): what of
+    # it is in the ledger mirror. Zero on the other platforms.
+    open_commission: Mapped[Decimal] = mapped_column(
+        ScaledDecimal(), default=Decimal(0), server_default="0"
+    )
 
 
 class SyncCursor(Base):
@@ -72,6 +97,8 @@ class SyncCursor(Base):
     deals_ingested: Mapped[int] = mapped_column(BigInteger, default=0)
     # closed_deals.id up to which realized P/L is in the ledger (fxcrm.activities.trading_pnl).
     pnl_posted_upto: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # platform_balance_ops.id up to which the operations are in the ledger (same activity).
+    ops_posted_upto: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 

@@ -17,32 +17,63 @@ from fxcrm.adapters.platforms.base import (
     AccessLevel,
     AccountState,
     ClosedDeal,
+    OpenPosition,
+    PlatformBalanceOp,
     PlatformError,
     PlatformErrorKind,
 )
 from fxcrm.adapters.platforms.registry import PlatformRegistry
-from fxcrm.models import AccountMirror, IbAccrual, IngestedDeal, RiskAlert, SyncCursor
+from fxcrm.models import (
+    AccountMirror,
+    IbAccrual,
+    IngestedBalanceOp,
+    IngestedDeal,
+    RiskAlert,
+    SyncCursor,
+)
 from fxcrm.seed import DEMO_SERVER, seed_demo
 from fxcrm.workflows.platform_sync_types import IngestInput, ServerRef
 
 
 class FakePlatform:
-    """Just enough of a gateway: closed deals by time window, and account states."""
+    """Just enough of a gateway: deals and balance operations by time window, account states,
+    and (where the platform reports an opening commission again at the close) open positions."""
 
     platform = "fake"
 
-    def __init__(self) -> None:
+    def __init__(self, *, open_commission_reported_on_close: bool = False) -> None:
         self.deals: list[ClosedDeal] = []
+        self.ops: list[PlatformBalanceOp] = []
+        self.positions: list[OpenPosition] = []
         self.accounts: list[AccountState] = []
         self.windows: list[tuple[datetime, datetime]] = []
+        self.open_commission_reported_on_close = open_commission_reported_on_close
 
     async def iter_closed_deals(
-        self, logins: list[int] | None, group: str | None, since: datetime, until: datetime
+        self,
+        logins: list[int] | None,
+        group: str | None,
+        since: datetime,
+        until: datetime,
+        *,
+        openings: bool = False,
     ) -> AsyncIterator[ClosedDeal]:
         self.windows.append((since, until))
         for deal in self.deals:
-            if since <= deal.time < until:
+            if since <= deal.time < until and (openings or deal.entry != "in"):
                 yield deal
+
+    async def iter_balance_ops(
+        self, logins: list[int] | None, group: str | None, since: datetime, until: datetime
+    ) -> AsyncIterator[PlatformBalanceOp]:
+        for op in self.ops:
+            if since <= op.time < until:
+                yield op
+
+    async def list_open_positions(
+        self, logins: list[int] | None, group: str | None
+    ) -> list[OpenPosition]:
+        return list(self.positions)
 
     async def list_accounts(self, group: str | None) -> list[AccountState]:
         return list(self.accounts)
@@ -91,7 +122,14 @@ async def server(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[st
     await seed_demo(sessions)
     async with sessions() as session, session.begin():
         # Accruals of other tests point at deals: they go first.
-        for model in (IbAccrual, IngestedDeal, SyncCursor, RiskAlert, AccountMirror):
+        for model in (
+            IbAccrual,
+            IngestedDeal,
+            IngestedBalanceOp,
+            SyncCursor,
+            RiskAlert,
+            AccountMirror,
+        ):
             await session.execute(model.__table__.delete())  # type: ignore[attr-defined]
     yield DEMO_SERVER
 
@@ -207,12 +245,18 @@ class FlakyPlatform(FakePlatform):
         self.failures = failures
 
     async def iter_closed_deals(
-        self, logins: list[int] | None, group: str | None, since: datetime, until: datetime
+        self,
+        logins: list[int] | None,
+        group: str | None,
+        since: datetime,
+        until: datetime,
+        *,
+        openings: bool = False,
     ) -> AsyncIterator[ClosedDeal]:
         if self.failures:
             self.failures -= 1
             raise PlatformError("connection refused", kind=PlatformErrorKind.UNAVAILABLE)
-        async for deal in super().iter_closed_deals(logins, group, since, until):
+        async for deal in super().iter_closed_deals(logins, group, since, until, openings=openings):
             yield deal
 
 
@@ -447,3 +491,232 @@ async def test_a_loss_never_takes_the_mirror_below_zero(
     assert posted.transfers == 1
     async with sessions() as session:
         assert (await get_account(session, mirror)).posted.amount == 0
+
+
+async def test_an_open_drift_alert_carries_the_current_gap_and_clears_when_it_closes(
+    sessions: async_sessionmaker[AsyncSession], server: str
+) -> None:
+    login = 650_000 + int(datetime.now(UTC).timestamp()) % 50_000
+    await _mirrored_account(sessions, server, login, "1000.52")
+    fake = FakePlatform()
+    fake.accounts = [account(login, margin_level=None, margin="0")]
+    fake.accounts[0].balance = Decimal("1000.41")
+    acts = activities(sessions, fake)
+    env = ActivityEnvironment()
+    await env.run(acts.sync_accounts, ServerRef(server_id=server))
+    assert (await env.run(acts.sync_accounts, ServerRef(server_id=server))).alerts_raised == 1
+    alert = await _alert(sessions, login)
+    assert alert is not None and (alert.status, alert.value) == ("open", Decimal("-0.11"))
+    # The gap grows: the same alert, with the gap of now.
+    fake.accounts[0].balance = Decimal("1000.15")
+    again = await env.run(acts.sync_accounts, ServerRef(server_id=server))
+    assert (again.alerts_raised, again.alerts_cleared) == (0, 0)
+    alert = await _alert(sessions, login)
+    assert alert is not None and (alert.status, alert.value) == ("open", Decimal("-0.37"))
+    # The gap closes: the alert clears.
+    fake.accounts[0].balance = Decimal("1000.52")
+    closed = await env.run(acts.sync_accounts, ServerRef(server_id=server))
+    assert closed.alerts_cleared == 1
+    alert = await _alert(sessions, login)
+    assert alert is not None and alert.status == "cleared" and alert.cleared_at is not None
+
+
+def _op(ticket: str, login: int, amount: str, comment: str, at: datetime, kind: str = "balance"):  # type: ignore[no-untyped-def]
+    return PlatformBalanceOp(
+        ticket=ticket,
+        login=login,
+        kind=kind,
+        amount=Decimal(amount),
+        comment=comment,
+        time=at,
+        raw={"ticket": ticket},
+    )
+
+
+async def _ingest_and_post(
+    sessions: async_sessionmaker[AsyncSession], server: str, fake: FakePlatform
+) -> int:
+    from fxcrm.activities.trading_pnl import TradingPnlActivities
+
+    env = ActivityEnvironment()
+    await env.run(
+        activities(sessions, fake).ingest_deals,
+        IngestInput(server_id=server, overlap_seconds=3600, window_seconds=86400, max_deals=10_000),
+    )
+    posted = await env.run(
+        TradingPnlActivities(sessions).post_trading_pnl, ServerRef(server_id=server)
+    )
+    return posted.transfers
+
+
+async def test_a_dealers_operations_reach_the_mirror_once_and_fxcrms_own_are_left_alone(
+    sessions: async_sessionmaker[AsyncSession], server: str
+) -> None:
+    from fxcrm.ledger import get_account
+    from fxcrm.models import IngestedBalanceOp, LedgerTransfer
+
+    login = 660_000 + int(datetime.now(UTC).timestamp()) % 50_000
+    mirror, _ = await _mirrored_account(sessions, server, login, "1000")
+    now = datetime.now(UTC)
+    fake = FakePlatform()
+    fake.ops = [
+        _op("1", login, "1000", "dep:0123456789abcdef01234567", now),  # fxcrm's deposit
+        _op("2", login, "250.75", "dealer adjustment", now),
+        _op("3", login, "-40.13", "dealer fee", now),
+        _op("4", login, "500", "dealer credit", now, kind="credit"),  # credit is not balance
+        _op("5", login, "-100", "wd:0123456789abcdef01234567", now),  # fxcrm's withdrawal
+        _op("6", login, "-5", "to:0123456789abcdef01234567", now),  # fxcrm's transfer out
+        _op("7", login, "99", "dealer, before the mirror", now - timedelta(days=3)),
+    ]
+    assert await _ingest_and_post(sessions, server, fake) == 1
+    # Re-read by the next round's overlap: stored once, posted once.
+    assert await _ingest_and_post(sessions, server, fake) == 0
+    async with sessions() as session:
+        assert str((await get_account(session, mirror)).posted.amount) == "1210.62"
+        stored = await session.scalar(
+            select(func.count())
+            .select_from(IngestedBalanceOp)
+            .where(IngestedBalanceOp.login == login)
+        )
+        assert stored == 7
+        kinds = (
+            await session.scalars(
+                select(LedgerTransfer.kind).where(LedgerTransfer.reference == f"{server}:{login}")
+            )
+        ).all()
+        assert kinds == ["platform_operation"]
+
+
+async def test_commission_of_opening_deals_reaches_the_mirror(
+    sessions: async_sessionmaker[AsyncSession], server: str
+) -> None:
+    """The reported case: four opening deals' commission (0.37) was missing from the mirror."""
+    from fxcrm.ledger import get_account
+
+    login = 670_000 + int(datetime.now(UTC).timestamp()) % 50_000
+    mirror, _ = await _mirrored_account(sessions, server, login, "1000.52")
+    now = datetime.now(UTC)
+    fake = FakePlatform()
+    for n, fee in enumerate(("-0.09", "-0.09", "-0.09", "-0.10")):
+        opening = deal(1000 + n, now).model_copy(
+            update={
+                "login": login,
+                "entry": "in",
+                "side": "buy",
+                "profit": Decimal(0),
+                "commission": Decimal(fee),
+                "swap": Decimal(0),
+            }
+        )
+        fake.deals.append(opening)
+    assert await _ingest_and_post(sessions, server, fake) == 1
+    async with sessions() as session:
+        assert str((await get_account(session, mirror)).posted.amount) == "1000.15"
+    fake.accounts = [account(login, margin_level=None, margin="0")]
+    fake.accounts[0].balance = Decimal("1000.15")
+    env = ActivityEnvironment()
+    await env.run(activities(sessions, fake).sync_accounts, ServerRef(server_id=server))
+    assert await _alert(sessions, login) is None  # no drift
+
+
+async def test_money_in_is_posted_before_money_out(
+    sessions: async_sessionmaker[AsyncSession], server: str
+) -> None:
+    """A dealer's deposit and then a loss bigger than the mirror held: the platform never went
+    below zero, so the mirror must not be floored on the way."""
+    from fxcrm.ledger import get_account
+
+    login = 680_000 + int(datetime.now(UTC).timestamp()) % 50_000
+    mirror, _ = await _mirrored_account(sessions, server, login, "50")
+    now = datetime.now(UTC)
+    fake = FakePlatform()
+    fake.ops = [_op("10", login, "500", "dealer top-up", now)]
+    fake.deals = [
+        deal(2000, now).model_copy(
+            update={
+                "login": login,
+                "profit": Decimal("-519.18"),
+                "commission": Decimal("-0.70"),
+                "swap": Decimal("-0.12"),
+            }
+        )
+    ]
+    assert await _ingest_and_post(sessions, server, fake) == 2
+    async with sessions() as session:
+        assert (await get_account(session, mirror)).posted.amount == Decimal(30)
+
+
+async def test_open_commission_charged_at_the_opening_is_mirrored_apart(
+    sessions: async_sessionmaker[AsyncSession], server: str
+) -> None:
+    """MT4, cTrader, Sirix: the opening commission leaves the balance at once, and the closing
+    record reports it again; the mirror follows the balance at every step, never twice."""
+    from fxcrm.ledger import get_account
+
+    login = 690_000 + int(datetime.now(UTC).timestamp()) % 50_000
+    mirror, _ = await _mirrored_account(sessions, server, login, "1000")
+    fake = FakePlatform(open_commission_reported_on_close=True)
+    fake.accounts = [account(login, margin_level=None, margin="0")]
+    env = ActivityEnvironment()
+    sync = activities(sessions, fake)
+
+    async def mirrored() -> Decimal:
+        async with sessions() as session:
+            return (await get_account(session, mirror)).posted.amount
+
+    # A position opens: 7 commission off the balance.
+    fake.positions = [
+        OpenPosition(
+            position_id="77",
+            login=login,
+            symbol="EURUSD",
+            side="buy",
+            volume_lots=Decimal(1),
+            open_price=Decimal("1.1"),
+            current_price=None,
+            profit=Decimal(0),
+            swap=Decimal(0),
+            commission=Decimal(-7),
+            opened_at=datetime.now(UTC),
+        )
+    ]
+    fake.accounts[0].balance = Decimal(993)
+    await env.run(sync.sync_accounts, ServerRef(server_id=server))
+    assert await mirrored() == Decimal(993)
+    await env.run(sync.sync_accounts, ServerRef(server_id=server))
+    assert await mirrored() == Decimal(993)  # unchanged: nothing posted twice
+    # 40% closes: the closed record says commission -2.80 (its share) - 2 (the close), profit 40.
+    fake.positions[0] = fake.positions[0].model_copy(
+        update={"commission": Decimal("-4.2"), "volume_lots": Decimal("0.6")}
+    )
+    fake.deals = [
+        deal(3000, datetime.now(UTC)).model_copy(
+            update={
+                "login": login,
+                "profit": Decimal(40),
+                "commission": Decimal("-4.80"),
+                "swap": Decimal(0),
+            }
+        )
+    ]
+    fake.accounts[0].balance = Decimal(1031)  # 993 + 40 - 2
+    await _ingest_and_post(sessions, server, fake)
+    await env.run(sync.sync_accounts, ServerRef(server_id=server))
+    assert await mirrored() == Decimal(1031)
+    # The rest closes: -4.20 share - 3 close fee, profit 10; no open position left.
+    fake.positions = []
+    fake.deals.append(
+        deal(3001, datetime.now(UTC)).model_copy(
+            update={
+                "login": login,
+                "profit": Decimal(10),
+                "commission": Decimal("-7.20"),
+                "swap": Decimal(0),
+            }
+        )
+    )
+    fake.accounts[0].balance = Decimal(1038)  # 1031 + 10 - 3
+    await _ingest_and_post(sessions, server, fake)
+    await env.run(sync.sync_accounts, ServerRef(server_id=server))
+    assert await mirrored() == Decimal(1038)
+    assert await _alert(sessions, login) is None

@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from fxcrm.adapters.platforms.base import (
@@ -470,3 +471,80 @@ async def test_closed_deals_need_one_scope(mt5_client: Mt5WebApiClient) -> None:
     with pytest.raises(ValueError, match="naive"):
         async for _ in mt5_client.iter_closed_deals([1], None, datetime(2026, 1, 1), T0):
             pass
+
+
+async def test_opening_deals_when_asked_and_every_money_operation(
+    mt5_client: Mt5WebApiClient, mt5_sim: Mt5SimulatorThread
+) -> None:
+    first, _ = await _trading_history(mt5_sim, mt5_client)
+    mt5_sim.state.add_trade_deal(
+        first,
+        "EURUSD",
+        "buy",
+        0,
+        "1",
+        "1.1",
+        commission="-3.5",
+        position_id=43,
+        time=T0 + timedelta(minutes=30),
+    )
+    span = (T0, T0 + timedelta(days=1))
+    closing = [d async for d in mt5_client.iter_closed_deals([first], None, *span)]
+    assert all(d.entry != "in" for d in closing)
+    every = [d async for d in mt5_client.iter_closed_deals([first], None, *span, openings=True)]
+    openings = [(d.entry, d.side, d.position_id, d.commission) for d in every if d.entry == "in"]
+    assert len(openings) == 2 and ("in", "buy", "43", Decimal("-3.50")) in openings
+    assert [d for d in every if d.entry != "in"] == closing
+
+    await mt5_client.balance_op(first, BalanceOpKind.CREDIT_IN, Decimal(50), "dealer credit")
+    await mt5_client.balance_op(first, BalanceOpKind.BONUS, Decimal(20), "dealer bonus")
+    await mt5_client.balance_op(first, BalanceOpKind.WITHDRAW, Decimal(30), "dealer fee")
+    now = datetime.now(UTC)
+    ops = [
+        op
+        async for op in mt5_client.iter_balance_ops(
+            [first], None, now - timedelta(hours=1), now + timedelta(hours=1)
+        )
+    ]
+    assert sorted((op.kind, op.amount, op.comment) for op in ops) == [
+        ("balance", Decimal(-30), "dealer fee"),
+        ("balance", Decimal(20), "dealer bonus"),
+        ("balance", Decimal(100), "not-a-trade"),
+        ("credit", Decimal(50), "dealer credit"),
+    ]
+    assert len({op.ticket for op in ops}) == 4
+    assert all(op.login == first and abs(op.time - now) < timedelta(minutes=1) for op in ops)
+    by_group = [
+        op
+        async for op in mt5_client.iter_balance_ops(
+            None, "real\\*", now - timedelta(hours=1), now + timedelta(hours=1)
+        )
+    ]
+    assert {op.ticket for op in by_group} == {op.ticket for op in ops}
+    with pytest.raises(ValueError):
+        [op async for op in mt5_client.iter_balance_ops(None, None, T0, T0)]
+
+
+async def test_money_operations_of_the_window_just_read_cost_no_second_request(
+    mt5_client: Mt5WebApiClient, mt5_sim: Mt5SimulatorThread
+) -> None:
+    first, _ = await _trading_history(mt5_sim, mt5_client)
+    await mt5_client.balance_op(first, BalanceOpKind.WITHDRAW, Decimal(30), "dealer fee")
+    now = datetime.now(UTC)
+    since, until = now - timedelta(hours=1), now + timedelta(hours=1)
+    asked = [op async for op in mt5_client.iter_balance_ops(None, "*", since, until)]
+    requests: list[str] = []
+
+    async def log(request: httpx.Request) -> None:
+        requests.append(request.url.path)
+
+    mt5_client._http.event_hooks["request"].append(log)
+    _ = [d async for d in mt5_client.iter_closed_deals(None, "*", since, until, openings=True)]
+    reads = len(requests)
+    assert reads > 0
+    again = [op async for op in mt5_client.iter_balance_ops(None, "*", since, until)]
+    assert len(requests) == reads  # served from the deals just read
+    assert [op.ticket for op in again] == [op.ticket for op in asked]
+    # Another window is asked for.
+    other = [op async for op in mt5_client.iter_balance_ops(None, "*", since, now)]
+    assert len(requests) > reads and [op.ticket for op in other] == [op.ticket for op in asked]

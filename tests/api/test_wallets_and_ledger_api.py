@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 from fxcrm.core.db import transaction
 from fxcrm.domain.ledger import AccountKind, TransferKind
 from fxcrm.domain.money import Money
@@ -134,3 +137,105 @@ async def test_ledger_views_for_finance_only(stack: Stack) -> None:
     assert (
         await stack.http.get("/backoffice/ledger/accounts/nope/statement", headers=bearer(finance))
     ).status_code == 404
+
+
+async def test_invariants_compare_every_mirror_with_its_platform_balance(stack: Stack) -> None:
+    """The reported case: the portal (ledger mirror) said 1000.52, the platform 1000.15."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from fxcrm.domain.ledger import client_trading_code
+    from fxcrm.models import AccountMirror, TradingAccount
+    from fxcrm.seed import DEMO_SERVER
+
+    trader_id, _ = await register(stack.http)
+    login = 400_000_000 + uuid.uuid4().int % 100_000_000
+    async with transaction(stack.sessions) as session:
+        trader = await session.get(Trader, trader_id)
+        assert trader is not None
+        session.add(
+            TradingAccount(
+                trader_id=trader_id,
+                brand_id=trader.brand_id,
+                server_id=DEMO_SERVER,
+                platform="mt5",
+                opening_key=f"inv-{login}",
+                status="open",
+                login=login,
+                group="real\\retail\\std",
+                leverage=100,
+                currency="USD",
+                account_type="retail",
+            )
+        )
+        mirror = await open_account(
+            session,
+            AccountSpec(
+                brand_id=trader.brand_id,
+                code=client_trading_code(trader_id, DEMO_SERVER, login),
+                kind=AccountKind.CLIENT_TRADING,
+                currency="USD",
+                owner_id=trader_id,
+            ),
+        )
+        clearing = await open_account(
+            session,
+            AccountSpec(
+                brand_id=trader.brand_id,
+                code="psp:sim:clearing:USD",
+                kind=AccountKind.PSP_CLEARING,
+                currency="USD",
+            ),
+        )
+        await transfer(
+            session,
+            TransferRequest(
+                idempotency_key=f"inv-{login}",
+                debit_account_id=clearing.id,
+                credit_account_id=mirror.id,
+                amount=Money.of("1000.52", "USD"),
+                kind=TransferKind.DEPOSIT,
+            ),
+        )
+        session.add(
+            AccountMirror(
+                server_id=DEMO_SERVER,
+                login=login,
+                group="real\\retail\\std",
+                leverage=100,
+                currency="USD",
+                access="full",
+                balance=Decimal("1000.15"),
+                credit=Decimal(0),
+                equity=Decimal("1000.15"),
+                margin=Decimal(0),
+                free_margin=Decimal("1000.15"),
+                margin_level=None,
+                synced_at=datetime.now(UTC),
+            )
+        )
+    finance = await staff_token(stack.http, "finance")
+
+    async def report() -> dict[str, Any]:
+        answer = await stack.http.get("/backoffice/ledger/invariants", headers=bearer(finance))
+        assert answer.status_code == 200
+        body: dict[str, Any] = answer.json()
+        return body
+
+    first = await report()
+    assert first["ok"] is True  # the ledger agrees with itself
+    platform = first["platform"]
+    assert platform["ok"] is False and platform["accounts_compared"] >= 1
+    (gap,) = [g for g in platform["mismatched"] if g["login"] == login]
+    assert (gap["server_id"], gap["account_id"], gap["currency"]) == (DEMO_SERVER, mirror.id, "USD")
+    assert (gap["platform_balance"], gap["ledger_balance"], gap["gap"]) == (
+        "1000.15",
+        "1000.52",
+        "-0.37",
+    )
+    # The sync reads the platform again, which now agrees: the account drops out.
+    async with transaction(stack.sessions) as session:
+        stored = await session.get(AccountMirror, (DEMO_SERVER, login))
+        assert stored is not None
+        stored.balance = Decimal("1000.52")
+    assert [g for g in (await report())["platform"]["mismatched"] if g["login"] == login] == []

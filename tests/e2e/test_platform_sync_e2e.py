@@ -76,11 +76,15 @@ def _round_trips(stack: Stack, login: int, count: int, start: datetime) -> None:
         )  # type: ignore[arg-type]
 
 
-async def _deals(stack: Stack, login: int) -> int:
+async def _deals(stack: Stack, login: int, *, openings: bool = False) -> int:
+    """Closing deals of `login` ingested (or, with `openings`, its opening deals)."""
+    entry = IngestedDeal.entry == "in" if openings else IngestedDeal.entry != "in"
     async with stack.sessions() as session:
         return int(
             await session.scalar(
-                select(func.count()).select_from(IngestedDeal).where(IngestedDeal.login == login)
+                select(func.count())
+                .select_from(IngestedDeal)
+                .where(IngestedDeal.login == login, entry)
             )
             or 0
         )
@@ -135,6 +139,8 @@ async def test_deals_ingested_once_and_accounts_mirrored(stack: Stack) -> None:
     finally:
         await again.terminate("test done")
     assert await _deals(stack, login) == 15
+    # Opening deals are read too (MT5 charges their commission), each once.
+    assert await _deals(stack, login, openings=True) == 15
 
 
 async def test_dealer_changes_leverage_group_and_access(stack: Stack) -> None:

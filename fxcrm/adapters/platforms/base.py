@@ -128,6 +128,23 @@ class ClosedDeal(BaseModel):
     opened_at: datetime | None = None
 
 
+class PlatformBalanceOp(BaseModel):
+    """A money operation as the platform booked it: a deposit, withdrawal, credit, bonus, charge or
+    correction, made by fxcrm (its reference in the comment) or by a dealer on the platform."""
+
+    ticket: str  # the platform's id of the operation, unique on the server
+    login: int
+    kind: str  # "balance" (moves the balance) | "credit" (moves the credit, not the balance)
+    amount: Decimal  # signed: negative takes money off the account
+    comment: str
+    time: datetime  # UTC
+    raw: dict[str, object]
+
+
+BALANCE = "balance"
+CREDIT = "credit"
+
+
 class OpenPosition(BaseModel):
     position_id: str
     login: int
@@ -148,6 +165,11 @@ ALL_GROUPS = "*"
 
 class TradingPlatformGateway(Protocol):
     platform: str
+    # The platform takes a position's opening commission off the balance at once and reports it
+    # again, pro rata, on the closing record (MT4, cTrader, Sirix): the commission of the open
+    # positions is then mirrored apart (`list_open_positions`), and given back as they close.
+    # False where opening deals carry it (MT5, Match-Trader's ledger).
+    open_commission_reported_on_close: bool
 
     async def ping(self) -> None: ...
 
@@ -180,7 +202,22 @@ class TradingPlatformGateway(Protocol):
     async def list_accounts(self, group: str | None) -> list[AccountState]: ...
 
     def iter_closed_deals(
+        self,
+        logins: list[int] | None,
+        group: str | None,
+        since: datetime,
+        until: datetime,
+        *,
+        openings: bool = False,
+    ) -> AsyncIterator[ClosedDeal]:
+        """Closing deals in the window; with `openings`, also the deals that open (or add to) a
+        position (entry "in"), where the platform books money on them (a commission)."""
+        ...
+
+    def iter_balance_ops(
         self, logins: list[int] | None, group: str | None, since: datetime, until: datetime
-    ) -> AsyncIterator[ClosedDeal]: ...
+    ) -> AsyncIterator[PlatformBalanceOp]:
+        """Every balance and credit operation booked in the window, fxcrm's and a dealer's."""
+        ...
 
     async def close(self) -> None: ...

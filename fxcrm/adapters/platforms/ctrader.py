@@ -33,6 +33,8 @@ import pycountry
 
 from fxcrm.adapters.platforms.base import (
     ALL_GROUPS,
+    BALANCE,
+    CREDIT,
     AccessLevel,
     AccountState,
     BalanceOpKind,
@@ -41,6 +43,7 @@ from fxcrm.adapters.platforms.base import (
     NewAccountSpec,
     OpenPosition,
     PlatformAccountRef,
+    PlatformBalanceOp,
     PlatformError,
     PlatformErrorKind,
 )
@@ -230,6 +233,8 @@ class CTraderWebServicesClient:
     """`TradingPlatformGateway` for one cTrader server (broker) and one manager login."""
 
     platform = "ctrader"
+    # Charged at the opening, reported again on the closed-position rows (see base.py).
+    open_commission_reported_on_close = True
 
     def __init__(
         self,
@@ -553,9 +558,50 @@ class CTraderWebServicesClient:
             ]
         return [self._open_position(row) for row in rows]
 
-    async def iter_closed_deals(
+    async def iter_balance_ops(
         self, logins: list[int] | None, group: str | None, since: datetime, until: datetime
+    ) -> AsyncIterator[PlatformBalanceOp]:
+        """The balance history of each account (the endpoint is per trader): deposits and
+        withdrawals move the balance, the non-withdrawable bonus is kept apart (our credit)."""
+        if (logins is None) == (group is None):
+            raise ValueError("pass either logins or a group")
+        if logins is None:
+            scope = None if group == ALL_GROUPS else group
+            logins = [to_int(t["login"]) for t in await self._traders(scope)]
+        window = {"from": format_time(since), "to": format_time(until)}
+        for login in logins:
+            try:
+                data = await self._json("GET", self._history_path.format(login=login), window)
+            except PlatformError as exc:
+                if exc.kind is PlatformErrorKind.NOT_FOUND:
+                    continue  # gone since the list was read: no operations to miss
+                raise
+            for entry in data.get("balanceHistory", []) if isinstance(data, dict) else []:
+                change = str(entry.get("changeType", ""))
+                yield PlatformBalanceOp(
+                    ticket=str(entry["balanceHistoryId"]),
+                    login=to_int(entry.get("login", login)),
+                    kind=CREDIT if change.endswith("NONWITHDRAWABLE_BONUS") else BALANCE,
+                    amount=money_from_wire(
+                        entry.get("delta", 0), to_int(entry.get("moneyDigits", 2))
+                    ),
+                    comment=str(entry.get("externalId") or entry.get("comment") or ""),
+                    time=from_millis(entry.get("changeTimestamp", 0)),
+                    raw=dict(entry),
+                )
+
+    async def iter_closed_deals(
+        self,
+        logins: list[int] | None,
+        group: str | None,
+        since: datetime,
+        until: datetime,
+        *,
+        openings: bool = False,
     ) -> AsyncIterator[ClosedDeal]:
+        """Closing deals from the closed-positions report. There are no opening deals to read
+        (`openings` changes nothing): the commission charged at the opening is reported again,
+        pro rata, on each closing row, and while the position is open on the open positions."""
         if (logins is None) == (group is None):
             raise ValueError("pass either logins or a group")
         if since.tzinfo is None or until.tzinfo is None:

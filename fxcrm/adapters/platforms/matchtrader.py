@@ -20,6 +20,7 @@ Choices fxcrm makes here (the Broker API leaves them open):
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -31,6 +32,8 @@ import httpx
 
 from fxcrm.adapters.platforms.base import (
     ALL_GROUPS,
+    BALANCE,
+    CREDIT,
     AccessLevel,
     AccountState,
     BalanceOpKind,
@@ -39,6 +42,7 @@ from fxcrm.adapters.platforms.base import (
     NewAccountSpec,
     OpenPosition,
     PlatformAccountRef,
+    PlatformBalanceOp,
     PlatformError,
     PlatformErrorKind,
 )
@@ -62,6 +66,7 @@ DONE_STATUS = "DONE"
 
 MONEY_LEDGER_TYPES = ["DEPOSIT", "WITHDRAWAL", "CREDIT_IN", "CREDIT_OUT"]
 NEGATIVE_LEDGER_TYPES = frozenset({"WITHDRAWAL", "CREDIT_OUT"})
+CREDIT_LEDGER_TYPES = frozenset({"CREDIT_IN", "CREDIT_OUT"})
 
 # Clock slack around ledger searches: the platform's clock and ours never quite agree.
 CLOCK_SLACK = timedelta(minutes=1)
@@ -180,6 +185,8 @@ class MatchTraderClient:
     """`TradingPlatformGateway` for one Match-Trader trading system through the Broker API v1."""
 
     platform = "matchtrader"
+    # The ledger books the opening commission on its own (see base.py).
+    open_commission_reported_on_close = False
 
     def __init__(
         self,
@@ -720,8 +727,17 @@ class MatchTraderClient:
         return states
 
     async def iter_closed_deals(
-        self, logins: list[int] | None, group: str | None, since: datetime, until: datetime
+        self,
+        logins: list[int] | None,
+        group: str | None,
+        since: datetime,
+        until: datetime,
+        *,
+        openings: bool = False,
     ) -> AsyncIterator[ClosedDeal]:
+        """Closing deals from the closed positions. With `openings`, also the commission
+        Match-Trader books when a position opens or grows: a COMMISSION ledger entry that no
+        closing deal of the window accounts for (the closed position carries only its own)."""
         if (logins is None) == (group is None):
             raise ValueError("pass either logins or a group")
         groups = await self.list_groups() if group == ALL_GROUPS else [group] if group else []
@@ -730,6 +746,7 @@ class MatchTraderClient:
             "logins": logins or [],
             "groups": groups,
         }
+        exits: Counter[tuple[int, str, datetime, Decimal]] = Counter()
         async for row in self._time_paged(
             "/v1/trading-accounts/trading-data/closed-positions",
             body,
@@ -738,7 +755,60 @@ class MatchTraderClient:
             "closeTime",
             "id",
         ):
-            yield _closed_deal(row)
+            deal = _closed_deal(row)
+            exits[(deal.login, deal.position_id, deal.time, deal.commission)] += 1
+            yield deal
+        if not openings:
+            return
+        async for entry in self._ledger_entries(
+            ["COMMISSION"], await self._ledger_logins(logins, group), since, until
+        ):
+            deal = _opening_deal(entry)
+            key = (deal.login, deal.position_id, deal.time, deal.commission)
+            if exits[key]:
+                exits[key] -= 1  # the closing deal's own commission
+                continue
+            if logins is None or deal.login in logins:
+                yield deal
+
+    async def iter_balance_ops(
+        self, logins: list[int] | None, group: str | None, since: datetime, until: datetime
+    ) -> AsyncIterator[PlatformBalanceOp]:
+        """Deposits, withdrawals, credit in and out, from the ledgers."""
+        if (logins is None) == (group is None):
+            raise ValueError("pass either logins or a group")
+        wanted = await self._ledger_logins(logins, group)
+        async for entry in self._ledger_entries(MONEY_LEDGER_TYPES, wanted, since, until):
+            kind = str(entry.get("type"))
+            amount = to_decimal(entry.get("amount"))
+            if kind in NEGATIVE_LEDGER_TYPES and amount > 0:
+                amount = -amount
+            yield PlatformBalanceOp(
+                ticket=str(entry.get("uuid", "")),
+                login=to_int(entry.get("login")),
+                kind=CREDIT if kind in CREDIT_LEDGER_TYPES else BALANCE,
+                amount=amount,
+                comment=str(entry.get("comment", "")),
+                time=parse_time(entry.get("time")),
+                raw=dict(entry),
+            )
+
+    async def _ledger_logins(self, logins: list[int] | None, group: str | None) -> list[int]:
+        """The ledgers are asked by login (no logins: every account of the system)."""
+        if logins is not None:
+            return logins
+        if group == ALL_GROUPS:
+            return []
+        return [account.login for account in await self.list_accounts(group)]
+
+    async def _ledger_entries(
+        self, types: list[str], logins: list[int], since: datetime, until: datetime
+    ) -> AsyncIterator[dict[str, Any]]:
+        body = {"systemUuid": await self._system(), "types": types, "logins": logins}
+        async for entry in self._time_paged(
+            "/v1/trading-accounts/trading-data/ledgers", body, since, until, "time", "uuid"
+        ):
+            yield entry
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -815,6 +885,27 @@ def _open_position(row: Mapping[str, Any]) -> OpenPosition:
         swap=to_decimal(row.get("swap")),
         commission=to_decimal(row.get("commission")),
         opened_at=parse_time(row.get("openTime")),
+    )
+
+
+def _opening_deal(entry: Mapping[str, Any]) -> ClosedDeal:
+    """A COMMISSION ledger entry booked when a position opened: its comment is "#<position>".
+    The ledger says nothing of the trade itself (symbol, side, volume): money only."""
+    position = str(entry.get("comment", "")).removeprefix("#")
+    return ClosedDeal(
+        deal_id=f"ledger:{entry.get('uuid', '')}",
+        login=to_int(entry.get("login")),
+        position_id=position,
+        symbol="",
+        side="",
+        entry="in",
+        volume_lots=Decimal(0),
+        price=Decimal(0),
+        profit=Decimal(0),
+        commission=to_decimal(entry.get("amount")),
+        swap=Decimal(0),
+        time=parse_time(entry.get("time")),
+        raw=dict(entry),
     )
 
 

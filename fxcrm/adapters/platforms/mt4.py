@@ -27,6 +27,8 @@ from typing import Any
 import httpx
 
 from fxcrm.adapters.platforms.base import (
+    BALANCE,
+    CREDIT,
     AccessLevel,
     AccountState,
     BalanceOpKind,
@@ -35,6 +37,7 @@ from fxcrm.adapters.platforms.base import (
     NewAccountSpec,
     OpenPosition,
     PlatformAccountRef,
+    PlatformBalanceOp,
     PlatformError,
     PlatformErrorKind,
 )
@@ -162,6 +165,8 @@ class Mt4BridgeClient:
     """`TradingPlatformGateway` for one MT4 bridge and one API key."""
 
     platform = "mt4"
+    # Charged at the opening, reported again on the closed TradeRecord (see base.py).
+    open_commission_reported_on_close = True
 
     def __init__(
         self,
@@ -425,8 +430,17 @@ class Mt4BridgeClient:
         return states
 
     async def iter_closed_deals(
-        self, logins: list[int] | None, group: str | None, since: datetime, until: datetime
+        self,
+        logins: list[int] | None,
+        group: str | None,
+        since: datetime,
+        until: datetime,
+        *,
+        openings: bool = False,
     ) -> AsyncIterator[ClosedDeal]:
+        """Closed trades, as closing deals. MT4 has no deals, only orders: there are no opening
+        deals to read (`openings` changes nothing); the commission charged at the opening is on
+        the open trade, and then on its closed record."""
         if (logins is None) == (group is None):
             raise ValueError("pass either logins or a group mask")
         scope = _scope(logins, group, allow_all=False)
@@ -434,6 +448,28 @@ class Mt4BridgeClient:
             deal = self._closed_deal(record)
             if deal is not None:
                 yield deal
+
+    async def iter_balance_ops(
+        self, logins: list[int] | None, group: str | None, since: datetime, until: datetime
+    ) -> AsyncIterator[PlatformBalanceOp]:
+        """Balance (cmd 6) and credit (cmd 7) records of the history."""
+        if (logins is None) == (group is None):
+            raise ValueError("pass either logins or a group mask")
+        scope = _scope(logins, group, allow_all=False)
+        async for record in self._history(scope, self._to_server(since), self._to_server(until)):
+            cmd = _int(record.get("cmd"))
+            if cmd not in (OP_BALANCE, OP_CREDIT):
+                continue
+            result = self._balance_result(record)
+            yield PlatformBalanceOp(
+                ticket=result.ticket,
+                login=_int(record["login"]),
+                kind=CREDIT if cmd == OP_CREDIT else BALANCE,
+                amount=result.amount,
+                comment=result.comment,
+                time=result.time,
+                raw=dict(record),
+            )
 
     async def close(self) -> None:
         if self._session is not None:

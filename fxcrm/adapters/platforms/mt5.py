@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 
 from fxcrm.adapters.platforms.base import (
+    BALANCE,
+    CREDIT,
     AccessLevel,
     AccountState,
     BalanceOpKind,
@@ -30,6 +32,7 @@ from fxcrm.adapters.platforms.base import (
     NewAccountSpec,
     OpenPosition,
     PlatformAccountRef,
+    PlatformBalanceOp,
     PlatformError,
     PlatformErrorKind,
 )
@@ -43,6 +46,10 @@ RIGHT_TRADE_DISABLED = 0x4
 ACTION_BUY = 0
 ACTION_SELL = 1
 MONEY_ACTIONS = frozenset({2, 3, 4, 5, 6})
+# Buy, sell and their cancelled forms are trades; every other action is a money operation, and
+# credit (3) and the stop-out compensation of credit (20) move the credit, not the balance.
+TRADE_ACTIONS = frozenset({ACTION_BUY, ACTION_SELL, 13, 14})
+CREDIT_ACTIONS = frozenset({3, 20})
 ENTRY_IN = 0
 ENTRY_NAMES = {ENTRY_IN: "in", 1: "out", 2: "inout", 3: "out_by"}
 CLOSING_ENTRIES = frozenset({1, 2, 3})
@@ -215,6 +222,8 @@ class Mt5WebApiClient:
     """`TradingPlatformGateway` for one MT5 access server and one manager login."""
 
     platform = "mt5"
+    # Opening deals carry their own commission (see base.py).
+    open_commission_reported_on_close = False
 
     def __init__(
         self,
@@ -254,6 +263,10 @@ class Mt5WebApiClient:
         self._generation = 0
         self._session: int | None = None  # generation of the live session, None when logged out
         self._currencies: dict[str, str] = {}
+        # Ingestion reads a window's trades, then the same window's money operations: the deal
+        # answers hold both, so the money deals of the last full read are kept for that second
+        # call instead of asking the server again.
+        self._money_deals: tuple[tuple[object, ...], list[dict[str, Any]]] | None = None
 
     async def __aenter__(self) -> Mt5WebApiClient:
         return self
@@ -622,24 +635,66 @@ class Mt5WebApiClient:
         )
 
     async def iter_closed_deals(
-        self, logins: list[int] | None, group: str | None, since: datetime, until: datetime
+        self,
+        logins: list[int] | None,
+        group: str | None,
+        since: datetime,
+        until: datetime,
+        *,
+        openings: bool = False,
     ) -> AsyncIterator[ClosedDeal]:
-        """The closing deals in [since, until]. The answers also carry opening deals (entry in):
-        they are not yielded, but give `opened_at` to the closing deals of their position read in
-        the same call (the earliest, as a netting position can be added to). A position opened
-        before `since` keeps `opened_at` None: the Web API cannot look a position's deals up."""
+        """The closing deals in [since, until], and with `openings` the opening ones (entry in:
+        MT5 charges their commission to the balance). Opening deals also give `opened_at` to the
+        closing deals of their position read in the same call (the earliest, as a netting
+        position can be added to). A position opened before `since` keeps `opened_at` None: the
+        Web API cannot look a position's deals up."""
         if (logins is None) == (group is None):
             raise ValueError("pass either logins or a group mask")
         start, end = self._to_server(since), self._to_server(until)
-        openings: dict[str, datetime] = {}  # position id -> its opening deal's time, this call
+        openings_at: dict[str, datetime] = {}  # position id -> its opening deal's time, this call
+        money: list[dict[str, Any]] = []
+        self._money_deals = None
         async for answer in self._deal_answers(logins, group, start, end):
             # Openings first: an answer's order is the server's, not necessarily by time.
             for raw in answer:
-                self._note_opening(raw, openings)
+                self._note_opening(raw, openings_at)
             for raw in answer:
-                deal = self._closed_deal(raw, openings)
+                deal = self._trade_deal(raw, openings_at, openings_too=openings)
                 if deal is not None:
                     yield deal
+                elif _action(raw) not in TRADE_ACTIONS:
+                    money.append(raw)
+        self._money_deals = (_deal_scope(logins, group, start, end), money)
+
+    async def iter_balance_ops(
+        self, logins: list[int] | None, group: str | None, since: datetime, until: datetime
+    ) -> AsyncIterator[PlatformBalanceOp]:
+        """Every deal in [since, until] that is not a trade: balance, credit, bonus, charge,
+        correction, commissions charged apart, interest, dividends, taxes, compensations."""
+        if (logins is None) == (group is None):
+            raise ValueError("pass either logins or a group mask")
+        start, end = self._to_server(since), self._to_server(until)
+        read, self._money_deals = self._money_deals, None
+        scope = _deal_scope(logins, group, start, end)
+        answers = (
+            _once(read[1])
+            if read and read[0] == scope
+            else self._deal_answers(logins, group, start, end)
+        )
+        async for answer in answers:
+            for raw in answer:
+                action = _action(raw)
+                if action is None or action in TRADE_ACTIONS:
+                    continue
+                yield PlatformBalanceOp(
+                    ticket=str(raw["Deal"]),
+                    login=to_int(raw["Login"]),
+                    kind=CREDIT if action in CREDIT_ACTIONS else BALANCE,
+                    amount=to_decimal(raw.get("Profit", 0)),
+                    comment=str(raw.get("Comment", "")),
+                    time=self._to_utc(raw.get("Time", 0), raw.get("TimeMsc")),
+                    raw=dict(raw),
+                )
 
     async def _deal_answers(
         self, logins: list[int] | None, group: str | None, start: int, end: int
@@ -685,13 +740,15 @@ class Mt5WebApiClient:
         if position not in openings or at < openings[position]:
             openings[position] = at
 
-    def _closed_deal(
-        self, raw: dict[str, Any], openings: Mapping[str, datetime]
+    def _trade_deal(
+        self, raw: dict[str, Any], openings: Mapping[str, datetime], *, openings_too: bool
     ) -> ClosedDeal | None:
-        """A closing trade, or None for anything else (money moves, entries, unknown actions)."""
+        """A closing trade (or an opening one, if wanted), or None for anything else (money
+        moves, unknown actions)."""
         action = _action(raw)
         entry = _entry(raw)
-        if action not in (ACTION_BUY, ACTION_SELL) or entry is None or entry not in CLOSING_ENTRIES:
+        wanted = CLOSING_ENTRIES | {ENTRY_IN} if openings_too else CLOSING_ENTRIES
+        if action not in (ACTION_BUY, ACTION_SELL) or entry is None or entry not in wanted:
             return None
         volume_ext = to_int(raw.get("VolumeExt", 0) or 0)
         lots = (
@@ -747,6 +804,16 @@ def _unavailable(command: str, what: str, code: str) -> PlatformError:
 
 def _query(params: Mapping[str, object]) -> dict[str, str]:
     return {key: str(value) for key, value in params.items()}
+
+
+def _deal_scope(
+    logins: list[int] | None, group: str | None, start: int, end: int
+) -> tuple[object, ...]:
+    return (tuple(logins) if logins is not None else None, group, start, end)
+
+
+async def _once(answer: list[dict[str, Any]]) -> AsyncIterator[list[dict[str, Any]]]:
+    yield answer
 
 
 def _entry(deal: Mapping[str, Any]) -> int | None:

@@ -31,6 +31,8 @@ import httpx
 
 from fxcrm.adapters.platforms.base import (
     ALL_GROUPS,
+    BALANCE,
+    CREDIT,
     AccessLevel,
     AccountState,
     BalanceOpKind,
@@ -39,6 +41,7 @@ from fxcrm.adapters.platforms.base import (
     NewAccountSpec,
     OpenPosition,
     PlatformAccountRef,
+    PlatformBalanceOp,
     PlatformError,
     PlatformErrorKind,
 )
@@ -305,6 +308,8 @@ class SirixClient:
     """`TradingPlatformGateway` for one Leverate REST server and one API token."""
 
     platform = "sirix"
+    # Charged at the opening, reported again on the closed positions (see base.py).
+    open_commission_reported_on_close = True
 
     def __init__(
         self,
@@ -649,10 +654,54 @@ class SirixClient:
             states.append(self._account_state(user, balance))
         return states
 
-    async def iter_closed_deals(
+    async def iter_balance_ops(
         self, logins: list[int] | None, group: str | None, since: datetime, until: datetime
+    ) -> AsyncIterator[PlatformBalanceOp]:
+        """Monetary transactions in [since, until] (UTC). GetUserTransactions is per user and has
+        no time filter: each account's list is read and cut here. Sub-type 1 is credit; balance
+        and bonus move the balance."""
+        if logins is None:
+            users = await self._all_users()
+            logins = [
+                to_int(user["UserID"])
+                for user in users
+                if group in (None, ALL_GROUPS) or str(user.get("GroupName", "")) == group
+            ]
+        for login in logins:
+            try:
+                rows = await self._transactions(login)
+            except PlatformError as exc:
+                if exc.kind is PlatformErrorKind.NOT_FOUND:
+                    continue  # gone since the list was read: no operations to miss
+                raise
+            for row in rows:
+                result = self._balance_result(row)
+                if not since <= result.time <= until:
+                    continue
+                sub_type = to_int(row.get("SubType", SUBTYPE_BALANCE))
+                yield PlatformBalanceOp(
+                    ticket=result.ticket,
+                    login=login,
+                    kind=CREDIT if sub_type == SUBTYPE_CREDIT else BALANCE,
+                    amount=result.amount,
+                    comment=result.comment,
+                    time=result.time,
+                    raw=dict(row),
+                )
+
+    async def iter_closed_deals(
+        self,
+        logins: list[int] | None,
+        group: str | None,
+        since: datetime,
+        until: datetime,
+        *,
+        openings: bool = False,
     ) -> AsyncIterator[ClosedDeal]:
         """Closed positions in [since, until] (UTC), by logins, by group, or (neither) all of them.
+        Sirix reports positions, not deals: there are no opening deals to read (`openings`
+        changes nothing); the commission charged at the opening is on the open position, then
+        pro rata on each closed row.
 
         Windows are cut in UTC and each request is widened by an hour on both sides: local times
         carry no offset, so a window edge in the repeated autumn hour could otherwise miss rows.

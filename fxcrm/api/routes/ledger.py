@@ -13,7 +13,7 @@ from fxcrm.api.deps import Principal, SessionDep, require
 from fxcrm.api.errors import Problem
 from fxcrm.domain.money import Money
 from fxcrm.domain.money_text import amount_text
-from fxcrm.ledger import AccountView, InvariantReport, check_invariants
+from fxcrm.ledger import AccountView, InvariantReport, check_invariants, compare_platform_mirrors
 from fxcrm.models import LedgerAccount, LedgerTransfer
 
 router = APIRouter(prefix="/backoffice/ledger", tags=["ledger"])
@@ -59,10 +59,14 @@ def _row(view: AccountView) -> AccountRow:
 
 
 @router.get("/invariants", response_model=InvariantReport)
-async def invariants(_: LedgerReaderDep, session: SessionDep) -> InvariantReport:
+async def invariants(who: LedgerReaderDep, session: SessionDep) -> InvariantReport:
     """Recomputes every balance from the transfers: each currency must sum to zero, no client
-    account may be negative, every running total must equal its transfers."""
-    return await check_invariants(session)
+    account may be negative, every running total must equal its transfers. Then, in `platform`,
+    every trading account's ledger mirror of the caller's brands against its platform balance as
+    the sync last read it."""
+    report = await check_invariants(session)
+    report.platform = await compare_platform_mirrors(session, who.brand_ids)
+    return report
 
 
 @router.get("/accounts", response_model=list[AccountRow])

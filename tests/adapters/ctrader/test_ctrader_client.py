@@ -379,3 +379,49 @@ def test_time_format() -> None:
     assert parse_time("2026-01-02T03:04:05.678") == moment
     with pytest.raises(ValueError):
         format_time(datetime(2026, 1, 1))
+
+
+async def test_money_operations_and_the_commission_of_closed_volume(
+    ctrader_client: CTraderWebServicesClient, ctrader_sim: CTraderSimulatorThread
+) -> None:
+    login = await funded(ctrader_client, "1000")
+    await ctrader_client.balance_op(login, BalanceOpKind.BONUS, Decimal(50), "dealer bonus")
+    await ctrader_client.balance_op(login, BalanceOpKind.WITHDRAW, Decimal("12.34"), "dealer fee")
+    now = datetime.now(UTC)
+    ops = [
+        op
+        async for op in ctrader_client.iter_balance_ops(
+            None, "*", now - timedelta(hours=1), now + timedelta(hours=1)
+        )
+    ]
+    assert sorted((op.login, op.kind, op.amount, op.comment) for op in ops) == [
+        (login, "balance", Decimal("-12.34"), "dealer fee"),
+        (login, "balance", Decimal(1000), f"seed-{login}"),
+        (login, "credit", Decimal(50), "dealer bonus"),  # the non-withdrawable bonus
+    ]
+    # The opening commission (6) leaves the balance at once; each closing row reports its share
+    # of it with its own commission, and the open position keeps the rest.
+    state = ctrader_sim.state
+    state.sim_apply_fill(sim_fill(login, 20, "in", "1", T0, commission=Decimal(-6)))
+    state.sim_apply_fill(
+        sim_fill(login, 20, "out", "0.5", T0 + timedelta(hours=1), commission=Decimal(-3))
+    )
+    (position,) = await ctrader_client.list_open_positions([login], None)
+    assert position.commission == Decimal(-3)
+    deals = [
+        d
+        async for d in ctrader_client.iter_closed_deals(
+            [login], None, T0, T0 + timedelta(days=1), openings=True
+        )
+    ]
+    assert [(d.entry, d.commission) for d in deals] == [("out", Decimal(-6))]
+
+
+async def test_money_operations_skip_an_account_gone_since_the_list(
+    ctrader_client: CTraderWebServicesClient,
+) -> None:
+    login = await funded(ctrader_client, "10")
+    now = datetime.now(UTC)
+    window = (now - timedelta(hours=1), now + timedelta(hours=1))
+    ops = [op async for op in ctrader_client.iter_balance_ops([99_999_999, login], None, *window)]
+    assert [op.login for op in ops] == [login]

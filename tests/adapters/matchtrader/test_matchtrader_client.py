@@ -370,3 +370,40 @@ async def test_explicit_system_uuid(mtr_sim: MatchTraderSimulatorThread) -> None
             await client.create_account(account_spec())
     assert caught.value.kind is PlatformErrorKind.UNKNOWN_GROUP
     assert stable_uuid("x") == stable_uuid("x")
+
+
+async def test_opening_commission_from_the_ledger_and_money_operations(
+    mtr_client: MatchTraderClient, mtr_sim: MatchTraderSimulatorThread
+) -> None:
+    a = (await mtr_client.create_account(account_spec())).login
+    state = mtr_sim.state
+    state.sim_apply_fill(fill(a, 7, "in", lots="1", commission="-3.5"))
+    state.sim_apply_fill(fill(a, 7, "in", lots="1", minutes=1, commission="-3.5"))
+    state.sim_apply_fill(
+        fill(a, 7, "out", side="sell", lots="2", minutes=5, profit="40", commission="-7")
+    )
+    until = T0 + timedelta(hours=1)
+    closing = [d async for d in mtr_client.iter_closed_deals([a], None, SINCE, until)]
+    assert [(d.entry, d.commission) for d in closing] == [("out", Decimal(-7))]
+    every = [d async for d in mtr_client.iter_closed_deals([a], None, SINCE, until, openings=True)]
+    # The two entries' commission, not the exit's (the closed position carries that one).
+    openings = [d for d in every if d.entry == "in"]
+    assert [(d.position_id, d.commission, d.time) for d in openings] == [
+        ("7", Decimal("-3.5"), T0),
+        ("7", Decimal("-3.5"), T0 + timedelta(minutes=1)),
+    ]
+    assert len({d.deal_id for d in every}) == 3
+
+    await mtr_client.balance_op(a, BalanceOpKind.DEPOSIT, Decimal(100), "dealer deposit")
+    await mtr_client.balance_op(a, BalanceOpKind.CREDIT_IN, Decimal(50), "dealer credit")
+    now = datetime.now(UTC)
+    ops = [
+        op
+        async for op in mtr_client.iter_balance_ops(
+            None, "*", now - timedelta(hours=1), now + timedelta(hours=1)
+        )
+    ]
+    assert sorted((op.login, op.kind, op.amount, op.comment) for op in ops) == [
+        (a, "balance", Decimal(100), "dealer deposit"),
+        (a, "credit", Decimal(50), "dealer credit"),
+    ]

@@ -335,3 +335,37 @@ async def test_a_lost_answer_is_resent_only_when_that_is_safe() -> None:
     await expect(PlatformErrorKind.UNAVAILABLE, client.create_account(spec()))
     assert calls["/v1/users"] == 1  # not idempotent: the caller reconciles instead
     await client.close()
+
+
+async def test_balance_and_credit_records_as_money_operations(
+    mt4_client: Mt4BridgeClient, mt4_state: Mt4SimState
+) -> None:
+    login = (await mt4_client.create_account(spec())).login
+    await mt4_client.balance_op(login, BalanceOpKind.DEPOSIT, Decimal(1000), "d1")
+    await mt4_client.balance_op(login, BalanceOpKind.CREDIT_IN, Decimal(100), "dealer credit")
+    await mt4_client.balance_op(login, BalanceOpKind.WITHDRAW, Decimal("20.5"), "dealer fee")
+    mt4_state.sim_apply_fill(
+        _fill(login, 1, "in", "buy", "0.1", "2650", datetime.now(UTC), commission=Decimal(-1))
+    )
+    now = datetime.now(UTC)
+    ops = [
+        op
+        async for op in mt4_client.iter_balance_ops(
+            None, "real*", now - timedelta(hours=1), now + timedelta(hours=1)
+        )
+    ]
+    assert sorted((op.login, op.kind, op.amount, op.comment) for op in ops) == [
+        (login, "balance", Decimal("-20.5"), "dealer fee"),
+        (login, "balance", Decimal(1000), "d1"),
+        (login, "credit", Decimal(100), "dealer credit"),
+    ]
+    assert all(abs(op.time - now) < timedelta(minutes=1) for op in ops)
+    # No opening deals on MT4: its commission is on the open trade (and then the closed record).
+    assert mt4_client.open_commission_reported_on_close
+    every = [
+        d
+        async for d in mt4_client.iter_closed_deals(
+            [login], None, now - timedelta(hours=1), now + timedelta(hours=1), openings=True
+        )
+    ]
+    assert every == []

@@ -463,3 +463,31 @@ async def test_https_with_a_pinned_certificate(tmp_path: Path) -> None:
         assert sim.base_url.startswith("https://")
         async with SirixClient(sim.base_url, DEV_SIRIX_TOKEN, verify=certfile) as client:
             await client.ping()
+
+
+async def test_money_operations_in_a_window(sirix_client: SirixClient) -> None:
+    login = await funded(sirix_client, "1000")
+    await sirix_client.balance_op(login, BalanceOpKind.CREDIT_IN, Decimal(100), "dealer credit")
+    await sirix_client.balance_op(login, BalanceOpKind.BONUS, Decimal(25), "dealer bonus")
+    await sirix_client.balance_op(login, BalanceOpKind.WITHDRAW, Decimal("7.5"), "dealer fee")
+    now = datetime.now(UTC)
+    window = (now - timedelta(hours=1), now + timedelta(hours=1))
+    ops = [op async for op in sirix_client.iter_balance_ops(None, "*", *window)]
+    assert sorted((op.login, op.kind, op.amount, op.comment) for op in ops) == [
+        (login, "balance", Decimal("-7.5"), "dealer fee"),
+        (login, "balance", Decimal(25), "dealer bonus"),  # Sirix books the bonus as balance
+        (login, "balance", Decimal(1000), "seed"),
+        (login, "credit", Decimal(100), "dealer credit"),
+    ]
+    later = [op async for op in sirix_client.iter_balance_ops([login], None, window[1], window[1])]
+    assert later == []
+
+
+async def test_money_operations_skip_an_account_gone_since_the_list(
+    sirix_client: SirixClient,
+) -> None:
+    login = await funded(sirix_client, "10")
+    now = datetime.now(UTC)
+    window = (now - timedelta(hours=1), now + timedelta(hours=1))
+    ops = [op async for op in sirix_client.iter_balance_ops([99_999_999, login], None, *window)]
+    assert [op.login for op in ops] == [login]

@@ -464,9 +464,17 @@ class CTraderSimState(ThrottledSave):
         position = self.positions.get(fill.position_id)
         direction = "SELL" if fill.side == "buy" else "BUY"  # the exit trades against it
         closed = units
+        share = Decimal(0)
         if position is not None:
             closed = position.volume if fill.entry == "inout" else min(units, position.volume)
             direction = position.direction
+            # The row reports the commission of the closed volume: its share of what the opening
+            # charged (already off the balance) and what this deal charges.
+            if position.volume:
+                share = _round(
+                    position.commission * closed / position.volume, self.config.money_digits
+                )
+                position.commission -= share
         self.closed[deal_id] = SimClosedRow(
             deal_id=deal_id,
             login=fill.login,
@@ -478,7 +486,7 @@ class CTraderSimState(ThrottledSave):
             direction=direction,
             volume=closed,
             symbol=fill.symbol,
-            commission=fill.commission,
+            commission=share + fill.commission,
             swap=fill.swap,
             pnl=fill.profit,
         )
