@@ -1,8 +1,8 @@
 """platform balance operations, the cursor that posts them to the ledger mirrors, and the
 open positions' commission mirrored apart
 
-Revision ID: 0009_balance_ops
-Revises: 0008_opened
+Revision ID: 0010_balance_ops
+Revises: 0009_ib_unpaid_deals
 Create Date: 2026-12-04 21:50:00.000000
 """
 
@@ -14,7 +14,7 @@ import fxcrm.models.base
 import fxcrm.models.types
 from alembic import op
 
-revision: str = "0009_balance_ops"
+revision: str = "0010_balance_ops"
 down_revision: str | None = "0009_ib_unpaid_deals"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
