@@ -16,12 +16,14 @@ from temporalio.client import Client
 from fxcrm.adapters.kyc.base import KycProvider
 from fxcrm.adapters.psp.registry import PspRegistry
 from fxcrm.api.errors import Problem
+from fxcrm.api.subjects import current_subject
 from fxcrm.core.audit import Actor
 from fxcrm.core.config import Settings
 from fxcrm.core.security import decode_token
 
 STAFF_ROLES = ("admin", "onboarding", "compliance", "finance", "dealer", "support", "auditor")
 PORTAL_ROLES = ("trader", "ib")
+ALL_ROLES = STAFF_ROLES + PORTAL_ROLES
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
@@ -55,6 +57,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_write_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session that may write, whatever the method: for a GET that records who read what."""
+    async with request.app.state.sessions() as session:
+        yield session
+
+
 async def get_temporal(request: Request) -> Client:
     client: Client = await request.app.state.temporal()
     return client
@@ -72,14 +80,22 @@ def get_psps(request: Request) -> PspRegistry:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+WriteSessionDep = Annotated[AsyncSession, Depends(get_write_session)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 KycDep = Annotated[KycProvider, Depends(get_kyc)]
 PspsDep = Annotated[PspRegistry, Depends(get_psps)]
 
 
 async def get_principal(
-    settings: SettingsDep, token: Annotated[str | None, Depends(oauth2)]
+    request: Request, settings: SettingsDep, token: Annotated[str | None, Depends(oauth2)]
 ) -> Principal:
+    """The caller, as the database knows them now: a signed token alone is not enough.
+
+    The token names the subject; one primary-key read checks that the subject exists, is of the
+    kind the token says, is still active, and that the token is not older than the subject's
+    last logout, password change or deactivation (its token version). Roles and a trader's or
+    IB's brand come from that row, never from the token.
+    """
     unauthorized = Problem(
         401,
         "Not authenticated",
@@ -90,11 +106,21 @@ async def get_principal(
         raise unauthorized
     try:
         claims: dict[str, Any] = decode_token(settings.secret_key, token)
-        principal = Principal(
-            kind=claims["kind"], id=claims["sub"], role=claims["role"], brand_ids=claims["brands"]
-        )
-    except (jwt.InvalidTokenError, KeyError, ValueError):
+        kind, subject, version = str(claims["kind"]), str(claims["sub"]), int(claims["ver"])
+        token_brands = [str(b) for b in claims["brands"]]
+    except (jwt.InvalidTokenError, KeyError, ValueError, TypeError):
         raise unauthorized from None
+    async with request.app.state.read_sessions() as session:
+        current = await current_subject(session, kind, subject)
+    if current is None or current.token_version != version:
+        raise unauthorized
+    principal = Principal(
+        kind=kind,
+        id=subject,
+        role=current.role,
+        # Staff brand grants travel in the token: changing them must revoke it (token version).
+        brand_ids=token_brands if kind == "staff" else current.brand_ids,
+    )
     structlog.contextvars.bind_contextvars(user=f"{principal.kind}:{principal.id}")
     return principal
 

@@ -14,6 +14,7 @@ from temporalio.client import Client
 from fxcrm.adapters.kyc.base import KycProvider
 from fxcrm.adapters.psp.registry import PspRegistry, build_psps
 from fxcrm.api.errors import install_error_handlers
+from fxcrm.api.middleware import SecurityHeaders, WriteRateLimit
 from fxcrm.api.routes import (
     accounts,
     audit,
@@ -37,6 +38,7 @@ from fxcrm.core import temporal
 from fxcrm.core.config import Settings
 from fxcrm.core.db import create_engine, read_session_factory, session_factory
 from fxcrm.core.fields import configure_field_cipher
+from fxcrm.core.ratelimit import RateLimiter, build_rate_limiter
 
 
 def _lazy_temporal(settings: Settings) -> Callable[[], Awaitable[Client]]:
@@ -59,6 +61,7 @@ def create_app(
     kyc: KycProvider | None = None,
     temporal_client: Callable[[], Awaitable[Client]] | None = None,
     psps: PspRegistry | None = None,
+    limiter: RateLimiter | None = None,
 ) -> FastAPI:
     configure_field_cipher(settings.field_encryption_keys)
 
@@ -72,14 +75,22 @@ def create_app(
         owns_psps = psps is None
         app.state.psps = psps or build_psps(settings)
         yield
+        if owns_limiter:
+            await app.state.limiter.close()
         if owns_kyc:
             await app.state.kyc.close()
         if owns_psps:
             await app.state.psps.close()
         await engine.dispose()
 
-    app = FastAPI(title="fxcrm", version="0.1.0", lifespan=lifespan)
+    # Bodies over the limit are refused as they stream in, before they are buffered or spooled;
+    # the document upload declares its own, larger limit.
+    app = FastAPI(
+        title="fxcrm", version="0.1.0", lifespan=lifespan, max_body_size=settings.max_body_bytes
+    )
     app.state.settings = settings
+    owns_limiter = limiter is None
+    app.state.limiter = limiter or build_rate_limiter(settings.redis_url)
     app.state.temporal = temporal_client or _lazy_temporal(settings)
     install_error_handlers(app)
 
@@ -93,6 +104,10 @@ def create_app(
         response = await call_next(request)
         response.headers["X-Request-ID"] = request_id
         return response
+
+    # Added last, so outermost: rate-limited and refused answers get the headers too.
+    app.add_middleware(WriteRateLimit)
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, str]:
