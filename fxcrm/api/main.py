@@ -9,12 +9,13 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI, Request, Response
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from temporalio.client import Client
 
 from fxcrm.adapters.kyc.base import KycProvider
 from fxcrm.adapters.psp.registry import PspRegistry, build_psps
 from fxcrm.api.errors import install_error_handlers
-from fxcrm.api.middleware import SecurityHeaders, WriteRateLimit
+from fxcrm.api.middleware import ProblemForTooLarge, SecurityHeaders, WriteRateLimit
 from fxcrm.api.routes import (
     accounts,
     audit,
@@ -83,11 +84,7 @@ def create_app(
             await app.state.psps.close()
         await engine.dispose()
 
-    # Bodies over the limit are refused as they stream in, before they are buffered or spooled;
-    # the document upload declares its own, larger limit.
-    app = FastAPI(
-        title="fxcrm", version="0.1.0", lifespan=lifespan, max_body_size=settings.max_body_bytes
-    )
+    app = FastAPI(title="fxcrm", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     owns_limiter = limiter is None
     app.state.limiter = limiter or build_rate_limiter(settings.redis_url)
@@ -106,7 +103,11 @@ def create_app(
         return response
 
     # Added last, so outermost: rate-limited and refused answers get the headers too.
+    # Bodies over the limit are refused as they stream in, before they are buffered or spooled
+    # to disk; the document upload declares its own, larger limit (its route's max_body_size).
+    app.add_middleware(RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes)
     app.add_middleware(WriteRateLimit)
+    app.add_middleware(ProblemForTooLarge)
     app.add_middleware(SecurityHeaders)
 
     @app.get("/health", tags=["health"])

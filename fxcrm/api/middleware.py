@@ -1,12 +1,15 @@
-"""ASGI middleware of the API: security headers on every response, and the rate limit of writes."""
+"""ASGI middleware of the API: security headers on every response, the rate limit of writes, and
+problem details for a body refused by the size limit."""
 
 from __future__ import annotations
+
+import json
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fxcrm.api.errors import problem_response
+from fxcrm.api.errors import PROBLEM_JSON, problem_response
 from fxcrm.api.limits import write_limit_wait
 
 # An API answers JSON and files, never pages to render: nothing may run, embed or frame it.
@@ -77,3 +80,47 @@ class WriteRateLimit:
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+class ProblemForTooLarge:
+    """Starlette refuses a body whose declared Content-Length is over the limit with a plain-text
+    413 of its own; turn it into problem details like every other error."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        replacing = False
+
+        async def send_problem(message: Message) -> None:
+            nonlocal replacing
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                headers = MutableHeaders(scope=message)
+                if headers.get("content-type", "").startswith("text/plain"):
+                    replacing = True
+                    body = _too_large_body(scope["path"])
+                    headers["content-type"] = PROBLEM_JSON
+                    headers["content-length"] = str(len(body))
+                    await send(message)
+                    await send({"type": "http.response.body", "body": body})
+                    return
+            if replacing:
+                return  # the plain-text body, already replaced
+            await send(message)
+
+        await self.app(scope, receive, send_problem)
+
+
+def _too_large_body(path: str) -> bytes:
+    return json.dumps(
+        {
+            "type": "about:blank",
+            "title": "Content Too Large",
+            "status": 413,
+            "instance": path,
+            "detail": "the request body is larger than this endpoint accepts",
+        }
+    ).encode()
