@@ -87,7 +87,10 @@ PspsDep = Annotated[PspRegistry, Depends(get_psps)]
 
 
 async def get_principal(
-    request: Request, settings: SettingsDep, token: Annotated[str | None, Depends(oauth2)]
+    request: Request,
+    settings: SettingsDep,
+    session: SessionDep,
+    token: Annotated[str | None, Depends(oauth2)],
 ) -> Principal:
     """The caller, as the database knows them now: a signed token alone is not enough.
 
@@ -110,8 +113,15 @@ async def get_principal(
         token_brands = [str(b) for b in claims["brands"]]
     except (jwt.InvalidTokenError, KeyError, ValueError, TypeError):
         raise unauthorized from None
-    async with request.app.state.read_sessions() as session:
+    if settings.is_sqlite and request.method not in SAFE_METHODS:
+        # The request's session would take SQLite's write lock at its first statement.
+        async with request.app.state.read_sessions() as own:
+            current = await current_subject(own, kind, subject)
+    else:
+        # The request's own session (no second connection), released at once: the handler may
+        # call Temporal before it reads anything.
         current = await current_subject(session, kind, subject)
+        await release(session)
     if current is None or current.token_version != version:
         raise unauthorized
     principal = Principal(
