@@ -77,6 +77,21 @@ async def test_unknown_accounts_are_throttled_like_known_ones(
         _throttled(await api.login("staff", "ghost@staff.test", "x"))
 
 
+async def test_password_change_guesses_are_throttled(
+    database_url: str, limiter: RateLimiter
+) -> None:
+    async with inprocess_app(database_url, limiter, login_max_failures=2) as api:
+        _, email = await api.add_trader(PASSWORD)
+        token = await api.token("trader", email, PASSWORD)
+        body = {"current_password": "guess-guess", "new_password": "Another-pass-2027"}
+        async with api.client("192.0.2.50") as http:
+            for _ in range(2):
+                wrong = await http.post("/auth/password", json=body, headers=token)
+                assert wrong.status_code == 403
+            right = {**body, "current_password": PASSWORD}
+            _throttled(await http.post("/auth/password", json=right, headers=token))
+
+
 async def test_login_attempts_per_address(database_url: str, limiter: RateLimiter) -> None:
     async with inprocess_app(database_url, limiter, rate_login_per_minute=3) as api:
         for n in range(3):

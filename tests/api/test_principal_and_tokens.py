@@ -151,7 +151,7 @@ async def test_password_change(api: InProcessApp, kind: str) -> None:
             json={"current_password": "not-it-at-all", "new_password": new_password},
             headers=old,
         )
-        assert wrong.status_code == 401
+        assert wrong.status_code == 403
         weak = await http.post(
             "/auth/password",
             json={"current_password": PASSWORD, "new_password": "short"},

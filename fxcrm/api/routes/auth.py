@@ -46,8 +46,10 @@ async def _check_password(
     password: str,
     kind: str,
     account: str,
+    refusal: int = 401,
 ) -> None:
-    """401 unless the password is right; 429 while this address (or everyone) is throttled.
+    """401 (or `refusal`) unless the password is right; 429 while this address (or everyone) is
+    throttled.
 
     A hash is verified whether or not the account exists, so the answer takes as long either way.
     """
@@ -59,6 +61,8 @@ async def _check_password(
     if not await asyncio.to_thread(verify_password, password_hash, password):
         if await guard.failed() and user is not None:
             await _audit_throttled(session, settings, user, kind)
+        if refusal != 401:
+            raise Problem(refusal, "Wrong password", "the current password is not right")
         raise Problem(
             401,
             "Invalid credentials",
@@ -195,8 +199,9 @@ async def change_password(
     if user is None:
         raise Problem(401, "Not authenticated", "unknown subject")
     account = account_key("password", principal.kind, principal.id)
+    # 403, not 401: the caller is signed in; only the password they typed is wrong.
     await _check_password(
-        request, session, settings, user, body.current_password, principal.kind, account
+        request, session, settings, user, body.current_password, principal.kind, account, 403
     )
     if body.new_password == body.current_password:
         raise Problem(
