@@ -102,9 +102,10 @@ def create_app(
         response.headers["X-Request-ID"] = request_id
         return response
 
-    # Added last, so outermost: rate-limited and refused answers get the headers too.
-    # Bodies over the limit are refused as they stream in, before they are buffered or spooled
-    # to disk; the document upload declares its own, larger limit (its route's max_body_size).
+    # The last added is the outermost: security headers on every answer (429 and 413 too), 413s
+    # as problem details, the write rate limit, then the body limit, which refuses a body as it
+    # streams in, before it is buffered or spooled to disk (the document upload declares its own,
+    # larger limit: its route's max_body_size).
     app.add_middleware(RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes)
     app.add_middleware(WriteRateLimit)
     app.add_middleware(ProblemForTooLarge)
