@@ -17,12 +17,14 @@ from temporalio.client import Client
 from fxcrm.adapters.kyc.base import KycProvider
 from fxcrm.adapters.psp.registry import PspRegistry
 from fxcrm.api.errors import Problem
+from fxcrm.api.subjects import current_subject
 from fxcrm.core.audit import Actor
 from fxcrm.core.config import Settings
 from fxcrm.core.security import decode_token
 
 STAFF_ROLES = ("admin", "onboarding", "compliance", "finance", "dealer", "support", "auditor")
 PORTAL_ROLES = ("trader", "ib")
+ALL_ROLES = STAFF_ROLES + PORTAL_ROLES
 
 # One OAuth2 password scheme per kind of user, each with its own token endpoint, so that the
 # API docs (/docs) offer staff, traders and IBs an Authorize button each. All three read the same
@@ -47,7 +49,6 @@ ib_oauth2 = OAuth2PasswordBearer(
     "which may be left empty where there is one brand.",
     auto_error=False,
 )
-oauth2 = staff_oauth2
 
 
 class Principal(BaseModel):
@@ -79,6 +80,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_write_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session that may write, whatever the method: for a GET that records who read what."""
+    async with request.app.state.sessions() as session:
+        yield session
+
+
 async def get_temporal(request: Request) -> Client:
     client: Client = await request.app.state.temporal()
     return client
@@ -96,18 +103,22 @@ def get_psps(request: Request) -> PspRegistry:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+WriteSessionDep = Annotated[AsyncSession, Depends(get_write_session)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 KycDep = Annotated[KycProvider, Depends(get_kyc)]
 PspsDep = Annotated[PspRegistry, Depends(get_psps)]
 
 
-async def get_principal(
-    settings: SettingsDep, token: Annotated[str | None, Depends(oauth2)]
+async def principal_from_token(
+    request: Request, settings: Settings, session: AsyncSession, token: str | None
 ) -> Principal:
-    return principal_from_token(settings, token)
+    """The caller, as the database knows them now: a signed token alone is not enough.
 
-
-def principal_from_token(settings: Settings, token: str | None) -> Principal:
+    The token names the subject; one primary-key read checks that the subject exists, is of the
+    kind the token says, is still active, and that the token is not older than the subject's
+    last logout, password change or deactivation (its token version). Roles and a trader's or
+    IB's brand come from that row, never from the token.
+    """
     unauthorized = Problem(
         401,
         "Not authenticated",
@@ -118,11 +129,28 @@ def principal_from_token(settings: Settings, token: str | None) -> Principal:
         raise unauthorized
     try:
         claims: dict[str, Any] = decode_token(settings.secret_key, token)
-        principal = Principal(
-            kind=claims["kind"], id=claims["sub"], role=claims["role"], brand_ids=claims["brands"]
-        )
-    except (jwt.InvalidTokenError, KeyError, ValueError):
+        kind, subject, version = str(claims["kind"]), str(claims["sub"]), int(claims["ver"])
+        token_brands = [str(b) for b in claims["brands"]]
+    except (jwt.InvalidTokenError, KeyError, ValueError, TypeError):
         raise unauthorized from None
+    if settings.is_sqlite and request.method not in SAFE_METHODS:
+        # The request's session would take SQLite's write lock at its first statement.
+        async with request.app.state.read_sessions() as own:
+            current = await current_subject(own, kind, subject)
+    else:
+        # The request's own session (no second connection), released at once: the handler may
+        # call Temporal before it reads anything.
+        current = await current_subject(session, kind, subject)
+        await release(session)
+    if current is None or current.token_version != version:
+        raise unauthorized
+    principal = Principal(
+        kind=kind,
+        id=subject,
+        role=current.role,
+        # Staff brand grants travel in the token: changing them must revoke it (token version).
+        brand_ids=token_brands if kind == "staff" else current.brand_ids,
+    )
     structlog.contextvars.bind_contextvars(user=f"{principal.kind}:{principal.id}")
     return principal
 
@@ -169,8 +197,10 @@ def require(*roles: str) -> Callable[..., Any]:
     """Declares who may call an endpoint; anyone else gets 403."""
     bearer = _bearer(roles)
 
-    async def dependency(settings: Settings, token: str | None) -> Principal:
-        principal = principal_from_token(settings, token)
+    async def dependency(
+        request: Request, settings: Settings, session: AsyncSession, token: str | None
+    ) -> Principal:
+        principal = await principal_from_token(request, settings, session, token)
         if principal.role not in roles:
             raise Problem(403, "Forbidden", f"role {principal.role} may not do this")
         return principal
@@ -178,7 +208,9 @@ def require(*roles: str) -> Callable[..., Any]:
     # Built here, not annotated: `bearer` is local, and annotations are strings in this module.
     dependency.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [
+            inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
             inspect.Parameter("settings", inspect.Parameter.KEYWORD_ONLY, annotation=SettingsDep),
+            inspect.Parameter("session", inspect.Parameter.KEYWORD_ONLY, annotation=SessionDep),
             inspect.Parameter(
                 "token",
                 inspect.Parameter.KEYWORD_ONLY,

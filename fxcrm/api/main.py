@@ -9,12 +9,14 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI, Request, Response
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from temporalio.client import Client
 
 from fxcrm.adapters.kyc.base import KycProvider
 from fxcrm.adapters.psp.registry import PspRegistry, build_psps
 from fxcrm.api.docs import install_docs
 from fxcrm.api.errors import install_error_handlers
+from fxcrm.api.middleware import ProblemForTooLarge, SecurityHeaders, WriteRateLimit
 from fxcrm.api.routes import (
     accounts,
     audit,
@@ -39,6 +41,7 @@ from fxcrm.core import temporal
 from fxcrm.core.config import Settings
 from fxcrm.core.db import create_engine, read_session_factory, session_factory
 from fxcrm.core.fields import configure_field_cipher
+from fxcrm.core.ratelimit import RateLimiter, build_rate_limiter
 
 
 def _lazy_temporal(settings: Settings) -> Callable[[], Awaitable[Client]]:
@@ -61,6 +64,7 @@ def create_app(
     kyc: KycProvider | None = None,
     temporal_client: Callable[[], Awaitable[Client]] | None = None,
     psps: PspRegistry | None = None,
+    limiter: RateLimiter | None = None,
 ) -> FastAPI:
     configure_field_cipher(settings.field_encryption_keys)
 
@@ -74,6 +78,8 @@ def create_app(
         owns_psps = psps is None
         app.state.psps = psps or build_psps(settings)
         yield
+        if owns_limiter:
+            await app.state.limiter.close()
         if owns_kyc:
             await app.state.kyc.close()
         if owns_psps:
@@ -84,6 +90,8 @@ def create_app(
     app = FastAPI(title="fxcrm", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_docs(app)
     app.state.settings = settings
+    owns_limiter = limiter is None
+    app.state.limiter = limiter or build_rate_limiter(settings.redis_url)
     app.state.temporal = temporal_client or _lazy_temporal(settings)
     install_error_handlers(app)
 
@@ -97,6 +105,15 @@ def create_app(
         response = await call_next(request)
         response.headers["X-Request-ID"] = request_id
         return response
+
+    # The last added is the outermost: security headers on every answer (429 and 413 too), 413s
+    # as problem details, the write rate limit, then the body limit, which refuses a body as it
+    # streams in, before it is buffered or spooled to disk (the document upload declares its own,
+    # larger limit: its route's max_body_size).
+    app.add_middleware(RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes)
+    app.add_middleware(WriteRateLimit)
+    app.add_middleware(ProblemForTooLarge)
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, str]:

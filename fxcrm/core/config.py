@@ -58,8 +58,22 @@ class Settings(BaseSettings):
     # Comma-separated Fernet keys: the first encrypts, all decrypt (rotation).
     field_encryption_keys: str = DEV_FIELD_KEY
     access_token_minutes: int = 60
+    # Failed logins: an account is throttled per client address (login_max_failures per window),
+    # and for every address together only after login_account_max_failures: one address cannot
+    # lock the owner out, and no lock-out outlasts its window (see fxcrm.api.limits).
     login_max_failures: int = 5
+    login_account_max_failures: int = 100
     login_lockout_minutes: int = 15
+
+    # Rate limits shared by the API replicas: Redis when set (production), else in memory.
+    redis_url: str | None = None
+    # Requests per client address (and per signed-in account for writes); 0 turns one off.
+    rate_login_per_minute: int = 30
+    rate_register_per_hour: int = 20
+    rate_writes_per_minute: int = 300
+    rate_account_writes_per_minute: int = 120
+    # Request bodies above this are refused while they stream in (document uploads: their own).
+    max_body_bytes: int = 1024 * 1024
 
     kyc_base_url: str = "http://127.0.0.1:7111"
     kyc_app_token: str = DEV_KYC_APP_TOKEN

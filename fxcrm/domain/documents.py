@@ -1,7 +1,9 @@
 """Rules for the KYC documents a trader uploads: which kinds, which files, how big, and the
 fingerprint that spots one identity document used by two traders (COMPLIANCE.md §3.3).
 
-Pure functions: the API calls `validate_document` before it stores anything.
+Pure functions: the API calls `validate_document` before it stores anything. Images and PDFs
+are decoded with real parsers (Pillow, pypdf): a file that only starts like a JPEG or a PDF is
+refused.
 """
 
 from __future__ import annotations
@@ -10,8 +12,15 @@ import hashlib
 import hmac
 import unicodedata
 from enum import StrEnum
+from io import BytesIO
+
+from PIL import Image
+from pypdf import PdfReader
+from pypdf.generic import DictionaryObject, IndirectObject
 
 MAX_DOCUMENT_BYTES = 10 * 1024 * 1024  # 10 MiB: a phone photo or a scanned PDF fits
+# A 50-megapixel phone photo fits; beyond that an image is a decompression bomb, not a document.
+MAX_IMAGE_PIXELS = 64_000_000
 
 
 class DocumentKind(StrEnum):
@@ -43,8 +52,8 @@ _ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg"}
 
 class DocumentRejected(Exception):
     """An upload that breaks a rule. `reason_code` is stable and machine-readable:
-    unknown_kind, empty, too_large, unsupported_type, type_mismatch, invalid_country,
-    invalid_number."""
+    unknown_kind, empty, too_large, unsupported_type, type_mismatch, unreadable,
+    active_content, invalid_country, invalid_number."""
 
     def __init__(self, reason_code: str, message: str) -> None:
         super().__init__(message)
@@ -93,6 +102,66 @@ def validate_document(kind: str, content_type: str, content: bytes) -> None:
             f"the file is declared as {declared} but its content is "
             + (actual or "not a JPEG, PNG or PDF"),
         )
+    if declared == "application/pdf":
+        _check_pdf(content)
+    else:
+        _check_image(content, "JPEG" if declared == "image/jpeg" else "PNG")
+
+
+def _check_image(content: bytes, image_format: str) -> None:
+    """Decodes every pixel (JPEG at 1/8 scale: still every block of the stream)."""
+    try:
+        with Image.open(BytesIO(content), formats=[image_format]) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise DocumentRejected(
+                    "too_large", f"the image has more than {MAX_IMAGE_PIXELS:,} pixels"
+                )
+            if image_format == "JPEG":
+                image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+            image.load()
+    except DocumentRejected:
+        raise
+    except Exception as exc:  # Pillow's decoders raise many types; any of them means "not an image"
+        raise DocumentRejected(
+            "unreadable", f"the file is not a readable {image_format} image"
+        ) from exc
+
+
+def _check_pdf(content: bytes) -> None:
+    """Parses the document and each page's content; refuses encryption and scripts."""
+    try:
+        reader = PdfReader(BytesIO(content))
+        if reader.is_encrypted:
+            raise DocumentRejected(
+                "unreadable", "the PDF is encrypted; upload it without a password"
+            )
+        pages = reader.pages
+        if len(pages) == 0:
+            raise DocumentRejected("unreadable", "the PDF has no pages")
+        for page in pages:
+            page.get_contents()
+        if _has_script(reader):
+            raise DocumentRejected("active_content", "the PDF contains JavaScript")
+    except DocumentRejected:
+        raise
+    except Exception as exc:  # pypdf raises many types for a damaged file
+        raise DocumentRejected("unreadable", "the file is not a readable PDF") from exc
+
+
+def _has_script(reader: PdfReader) -> bool:
+    """JavaScript run on opening: the catalog's named scripts, open action or its actions."""
+    catalog = reader.root_object
+    names = catalog.get("/Names")
+    if isinstance(names, IndirectObject):
+        names = names.get_object()
+    if isinstance(names, DictionaryObject) and "/JavaScript" in names:
+        return True
+    if "/AA" in catalog:
+        return True
+    action = catalog.get("/OpenAction")
+    if isinstance(action, IndirectObject):
+        action = action.get_object()
+    return isinstance(action, DictionaryObject) and action.get("/S") == "/JavaScript"
 
 
 def identity_document_fingerprint(

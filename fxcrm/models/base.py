@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import DateTime, Integer, MetaData
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -53,3 +53,8 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 def created_at_column() -> Mapped[datetime]:
     return mapped_column(UtcDateTime(), default=utcnow, nullable=False)
+
+
+def token_version_column() -> Mapped[int]:
+    """Bumped on logout, password change and deactivation: tokens carrying an older one are refused."""
+    return mapped_column(Integer, default=0, server_default="0", nullable=False)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fxcrm.models.base import Base, UtcDateTime, created_at_column, new_id
+from fxcrm.models.base import Base, UtcDateTime, created_at_column, new_id, token_version_column
 
 
 class Brand(Base):
@@ -34,6 +34,7 @@ class StaffUser(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    token_version: Mapped[int] = token_version_column()
     created_at: Mapped[datetime] = created_at_column()
 
 
@@ -61,4 +62,5 @@ class IbPartner(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    token_version: Mapped[int] = token_version_column()
     created_at: Mapped[datetime] = created_at_column()

@@ -9,7 +9,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, U
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fxcrm.core.fields import EncryptedBytes, EncryptedText
-from fxcrm.models.base import Base, UtcDateTime, created_at_column, new_id
+from fxcrm.models.base import Base, UtcDateTime, created_at_column, new_id, token_version_column
 
 
 class Trader(Base):
@@ -42,6 +42,7 @@ class Trader(Base):
     rejection_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    token_version: Mapped[int] = token_version_column()
     created_at: Mapped[datetime] = created_at_column()
 
 

@@ -20,10 +20,12 @@ from fxcrm.domain.documents import (
     sniff_content_type,
     validate_document,
 )
+from tests import documents
 
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF" + b"\x00" * 32
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
-PDF = b"%PDF-1.7\n" + b"\x00" * 32
+JPEG = documents.jpeg()
+PNG = documents.png()
+PDF = documents.pdf()
+HTML = b"<html><script>alert(document.cookie)</script></html>"
 
 
 def _reason(kind: str, content_type: str, content: bytes) -> str:
@@ -149,3 +151,35 @@ def test_fingerprint_refuses_bad_input(
     with pytest.raises(DocumentRejected) as err:
         identity_document_fingerprint(doc_type, country, number)
     assert err.value.reason_code == reason
+
+
+# -- the bytes must decode, not only start right --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content_type", "content"),
+    [
+        ("image/jpeg", b"\xff\xd8\xff\xe0\x00\x10JFIF" + HTML),  # a JPEG header, then a page
+        ("image/png", b"\x89PNG\r\n\x1a\n" + HTML),
+        ("application/pdf", b"%PDF-1.7\n" + HTML),
+        ("image/jpeg", JPEG[: len(JPEG) // 2]),  # cut short
+        ("image/png", PNG[: len(PNG) // 2]),
+        ("application/pdf", PDF[: len(PDF) // 2]),
+    ],
+)
+def test_files_that_do_not_decode_are_refused(content_type: str, content: bytes) -> None:
+    assert _reason("PASSPORT", content_type, content) == "unreadable"
+
+
+@pytest.mark.parametrize("where", ["names", "open"])
+def test_pdf_with_javascript_is_refused(where: str) -> None:
+    assert _reason("UTILITY_BILL", "application/pdf", documents.pdf_with_script(where)) == (
+        "active_content"
+    )
+
+
+def test_image_with_too_many_pixels_is_refused() -> None:
+    # A few hundred bytes of PNG that would decode to 80 million pixels.
+    huge = documents.image_of_size("PNG", (10_000, 8_000))
+    assert len(huge) < MAX_DOCUMENT_BYTES
+    assert _reason("PASSPORT", "image/png", huge) == "too_large"

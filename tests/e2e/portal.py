@@ -8,9 +8,10 @@ from typing import Any
 import httpx
 
 from fxcrm.seed import DEMO_PASSWORD_SUFFIX
+from tests import documents
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 256
-PDF = b"%PDF-1.4\n% test document\n" + b"0" * 256
+PNG = documents.png()  # real files: uploads are decoded, not only sniffed
+PDF = documents.pdf()
 PASSWORD = "Trader-pass-2026"
 
 

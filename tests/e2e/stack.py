@@ -64,6 +64,12 @@ def stack_settings(
         kyc_base_url=kyc_url,
         api_port=api_port,
         sanctions_paths=str(SANCTIONS_LIST),
+        # Every test client is 127.0.0.1: per-address volume limits would throttle the suite.
+        # The failed-login throttle per account and address stays on (tests/api test it).
+        rate_login_per_minute=0,
+        rate_register_per_hour=0,
+        rate_writes_per_minute=0,
+        rate_account_writes_per_minute=0,
     )
 
 

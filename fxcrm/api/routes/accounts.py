@@ -1,4 +1,8 @@
-"""Dealing desk and support: trading account mirrors, alerts, and changes to leverage, group, access."""
+"""Dealing desk: trading account mirrors and alerts, and changes to leverage, group and access.
+
+Support reads accounts and alerts to answer clients, but only the dealing desk (dealer, admin)
+changes them: leverage, group and access are risk decisions (the architecture's role table).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from fxcrm.models import AccountMirror, PlatformServer, RiskAlert
 from fxcrm.workflows.platform_sync_types import AccountChange, AccountChangeResult
 
 router = APIRouter(prefix="/backoffice", tags=["dealing"])
-DeskDep = Annotated[Principal, Depends(require("admin", "dealer", "support"))]
+DeskDep = Annotated[Principal, Depends(require("admin", "dealer"))]
 ReaderDep = Annotated[
     Principal, Depends(require("admin", "dealer", "support", "finance", "compliance"))
 ]

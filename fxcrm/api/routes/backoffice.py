@@ -11,7 +11,14 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from fxcrm.api import onboarding_client as onboarding
-from fxcrm.api.deps import Principal, SessionDep, TemporalDep, release, require
+from fxcrm.api.deps import (
+    Principal,
+    SessionDep,
+    TemporalDep,
+    WriteSessionDep,
+    release,
+    require,
+)
 from fxcrm.api.errors import Problem
 from fxcrm.core.audit import append_audit
 from fxcrm.domain.masking import mask_email, mask_name
@@ -243,14 +250,21 @@ async def trader_file(
 
 @router.get("/traders/{trader_id}/documents/{document_id}")
 async def download_document(
-    trader_id: str, document_id: str, principal: DocReaderDep, session: SessionDep
+    trader_id: str,
+    document_id: str,
+    principal: DocReaderDep,
+    session: SessionDep,
+    audit: WriteSessionDep,
 ) -> Response:
     trader = await _scoped_trader(session, principal, trader_id)
     doc = await session.get(KycDocument, document_id)
     if doc is None or doc.trader_id != trader.id:
         raise Problem(404, "Not found", "no such document")
+    await release(session)
+    # The view is recorded before the file leaves, in a session that may write: the GET's own
+    # session is read-only (on SQLite, upgrading it to a writer fails with "database is locked").
     await append_audit(
-        session,
+        audit,
         actor=principal.actor,
         action="kyc.document_viewed",
         entity_type="kyc_document",
@@ -258,7 +272,7 @@ async def download_document(
         brand_id=trader.brand_id,
         after={"trader_id": trader.id},
     )
-    await session.commit()
+    await audit.commit()
     return Response(
         doc.content,
         media_type=doc.content_type,

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
 import structlog
-from fastapi import APIRouter, File, Form, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, UploadFile, status
 from pydantic import BaseModel, EmailStr, Field, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +17,7 @@ from temporalio.service import RPCError
 from fxcrm.api import onboarding_client as onboarding
 from fxcrm.api.deps import SessionDep, SettingsDep, TemporalDep, TraderDep, release
 from fxcrm.api.errors import Problem
+from fxcrm.api.limits import limit_registration
 from fxcrm.core.audit import Actor, append_audit
 from fxcrm.core.security import hash_password, sha256_hex
 from fxcrm.domain.brand import BrandConfig
@@ -152,6 +153,7 @@ class Credentials(BaseModel):
     "/{brand_code}/register",
     status_code=status.HTTP_201_CREATED,
     response_model=RegistrationResponse,
+    dependencies=[Depends(limit_registration)],
 )
 async def register(
     brand_code: str,
@@ -347,7 +349,16 @@ async def onboarding_view(
     )
 
 
-@router.post("/me/documents", status_code=status.HTTP_201_CREATED, response_model=DocumentReceipt)
+# The multipart envelope and the form fields around the file.
+UPLOAD_OVERHEAD_BYTES = 64 * 1024
+
+
+@router.post(
+    "/me/documents",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DocumentReceipt,
+    max_body_size=MAX_DOCUMENT_BYTES + UPLOAD_OVERHEAD_BYTES,
+)
 async def upload_document(
     me: TraderDep,
     session: SessionDep,
@@ -387,7 +398,8 @@ async def upload_document(
     content = await file.read(MAX_DOCUMENT_BYTES + 1)
     content_type = file.content_type or "application/octet-stream"
     try:
-        validate_document(doc_type, content_type, content)
+        # Decoding a 10 MiB scan takes a while: off the event loop.
+        await asyncio.to_thread(validate_document, doc_type, content_type, content)
         fingerprint = (
             identity_document_fingerprint(
                 doc_type,
