@@ -14,6 +14,7 @@ from temporalio.client import Client
 from fxcrm.adapters.kyc.base import KycProvider
 from fxcrm.adapters.psp.registry import PspRegistry, build_psps
 from fxcrm.api.errors import install_error_handlers
+from fxcrm.api.openapi import install_openapi
 from fxcrm.api.routes import (
     accounts,
     audit,
@@ -82,6 +83,7 @@ def create_app(
     app.state.settings = settings
     app.state.temporal = temporal_client or _lazy_temporal(settings)
     install_error_handlers(app)
+    install_openapi(app)
 
     @app.middleware("http")
     async def request_context(

@@ -15,6 +15,8 @@ from temporalio.exceptions import ApplicationError
 
 from fxcrm.api.deps import Principal, SessionDep, SettingsDep, TemporalDep, release, require
 from fxcrm.api.errors import Problem
+from fxcrm.api.openapi import problems
+from fxcrm.api.params import Login
 from fxcrm.models import AccountMirror, PlatformServer, RiskAlert
 from fxcrm.workflows.platform_sync_types import AccountChange, AccountChangeResult
 
@@ -86,7 +88,7 @@ async def _server(session: SessionDep, principal: Principal, server_id: str) -> 
 
 @router.get("/accounts/{server_id}/{login}", response_model=MirrorView)
 async def account(
-    server_id: str, login: int, principal: ReaderDep, session: SessionDep
+    server_id: str, login: Login, principal: ReaderDep, session: SessionDep
 ) -> MirrorView:
     await _server(session, principal, server_id)
     mirror = await session.get(AccountMirror, (server_id, login))
@@ -117,10 +119,14 @@ async def alerts(
     return [AlertView.model_validate(r, from_attributes=True) for r in rows]
 
 
-@router.post("/accounts/{server_id}/{login}/changes", response_model=AccountChangeResult)
+@router.post(
+    "/accounts/{server_id}/{login}/changes",
+    response_model=AccountChangeResult,
+    responses=problems(502),
+)
 async def change(
     server_id: str,
-    login: int,
+    login: Login,
     body: ChangeRequest,
     principal: DeskDep,
     session: SessionDep,

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from fxcrm.api import onboarding_client as onboarding
 from fxcrm.api.deps import Principal, SessionDep, TemporalDep, release, require
 from fxcrm.api.errors import Problem
+from fxcrm.api.params import Offset
 from fxcrm.core.audit import append_audit
 from fxcrm.domain.masking import mask_email, mask_name
 from fxcrm.models import KycDocument, ScreeningRecord, Trader, TradingAccount
@@ -141,7 +142,7 @@ async def list_traders(
     status: str | None = None,
     brand_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[TraderSummary]:
     brands = principal.brand_ids
     if brand_id is not None:

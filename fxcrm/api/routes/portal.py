@@ -17,6 +17,7 @@ from temporalio.service import RPCError
 from fxcrm.api import onboarding_client as onboarding
 from fxcrm.api.deps import SessionDep, SettingsDep, TemporalDep, TraderDep, release
 from fxcrm.api.errors import Problem
+from fxcrm.api.openapi import problems
 from fxcrm.core.audit import Actor, append_audit
 from fxcrm.core.security import hash_password, sha256_hex
 from fxcrm.domain.brand import BrandConfig
@@ -136,6 +137,7 @@ class Credentials(BaseModel):
     "/{brand_code}/register",
     status_code=status.HTTP_201_CREATED,
     response_model=RegistrationResponse,
+    responses=problems(503),
 )
 async def register(
     brand_code: str,
@@ -258,7 +260,12 @@ async def _start(temporal: TemporalDep, task_queue: str, trader: Trader, brand_c
         ) from exc
 
 
-@router.post("/me/onboarding", status_code=status.HTTP_202_ACCEPTED, response_model=OnboardingView)
+@router.post(
+    "/me/onboarding",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=OnboardingView,
+    responses=problems(503),
+)
 async def resume_onboarding(
     me: TraderDep, session: SessionDep, settings: SettingsDep, temporal: TemporalDep
 ) -> OnboardingView:
@@ -323,7 +330,12 @@ async def onboarding_view(me: TraderDep, temporal: TemporalDep) -> OnboardingVie
     )
 
 
-@router.post("/me/documents", status_code=status.HTTP_201_CREATED, response_model=DocumentReceipt)
+@router.post(
+    "/me/documents",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DocumentReceipt,
+    responses=problems(413, 415),
+)
 async def upload_document(
     me: TraderDep,
     session: SessionDep,
