@@ -20,6 +20,18 @@ CURRENCY_SCALE: dict[str, int] = {
 }
 
 
+# The ledger stores minor units as signed 64-bit integers.
+MAX_MINOR = 2**63 - 1
+
+
+class AmountError(ValueError):
+    """An amount that cannot be money: `code` says why (not_finite, too_many_decimals, amount_too_large)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class Money(BaseModel):
     """An amount in one currency. Never a float: built from str, int or Decimal."""
 
@@ -55,13 +67,31 @@ class Money(BaseModel):
         return CURRENCY_SCALE[self.currency]
 
     def to_minor(self) -> int:
-        """Integer minor units; refuses amounts finer than the currency's scale."""
-        quantum = Decimal(1).scaleb(-self.scale)
-        if self.amount != self.amount.quantize(quantum):
-            raise ValueError(
-                f"{self.amount} has more than {self.scale} decimals for {self.currency}"
-            )
-        return int(self.amount.scaleb(self.scale))
+        """Integer minor units. Refuses amounts that are not finite, finer than the currency's
+        scale (AmountError "too_many_decimals") or beyond what the ledger stores ("amount_too_large").
+
+        Works on the digits, not decimal arithmetic: a context rounds or traps at 28 digits, and
+        "1e26" in cents already has 29.
+        """
+        sign, digits, exponent = self.amount.as_tuple()
+        if not isinstance(exponent, int):
+            raise AmountError("not_finite", f"{self.amount} is not a finite amount")
+        if not any(digits):
+            return 0
+        shift = exponent + self.scale  # the last digit's power of ten, in minor units
+        if shift < 0:
+            if any(digits[shift:]):
+                raise AmountError(
+                    "too_many_decimals",
+                    f"{self.amount} has more than {self.scale} decimals for {self.currency}",
+                )
+            digits, shift = digits[:shift], 0
+        if len(digits) + shift > len(str(MAX_MINOR)):
+            raise AmountError("amount_too_large", f"{self.amount} {self.currency} is too large")
+        minor = int("".join(map(str, digits))) * 10**shift
+        if minor > MAX_MINOR:
+            raise AmountError("amount_too_large", f"{self.amount} {self.currency} is too large")
+        return -minor if sign else minor
 
     @classmethod
     def from_minor(cls, minor: int, currency: str) -> Money:

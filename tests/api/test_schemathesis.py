@@ -8,17 +8,14 @@ examples per operation, so the run takes a minute or two.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import status_code_conformance
 
 from fxcrm.api.main import create_app
 from fxcrm.core.config import Settings
-from tests.api.inprocess import InProcessApi, build
+from tests.api.inprocess import InProcessApi
 
 MAX_EXAMPLES = 6
 
@@ -31,9 +28,9 @@ CONFIG = schemathesis.config.SchemathesisConfig.from_dict(
 )
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> InProcessApi:
-    return build(Path(tmp_path_factory.mktemp("schemathesis")), asgi.get_client)
+@pytest.fixture
+def api(inprocess_api: InProcessApi) -> InProcessApi:
+    return inprocess_api
 
 
 def _schema() -> schemathesis.BaseSchema:

@@ -1,0 +1,124 @@
+"""Numbers too big for the database or the ledger are a 422 problem, never an OverflowError or a
+decimal.InvalidOperation (issue 9, items 3 to 5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from schemathesis.python import asgi
+
+from fxcrm.api.errors import PROBLEM_JSON, Problem
+from fxcrm.api.params import MAX_INT64
+from fxcrm.api.routes.reconciliation import _minor
+from tests.api.inprocess import InProcessApi
+
+TOO_BIG = 2**63
+# (who, path with {n} where the number goes): every integer a route reads from the path or query.
+BOUNDED = [
+    ("trader", "/portal/me/payments?offset={n}"),
+    ("admin", "/backoffice/payments?offset={n}"),
+    ("admin", "/backoffice/traders?offset={n}"),
+    ("admin", "/backoffice/withdrawals?offset={n}"),
+    ("admin", "/backoffice/ib?offset={n}"),
+    ("admin", "/backoffice/ib/settlements?period=2026-01&offset={n}"),
+    ("admin", "/backoffice/ib/some-ib/commissions?after={n}"),
+    ("admin", "/audit/events?after_seq={n}"),
+    ("ib", "/partner/commissions?after={n}"),
+    ("ib", "/partner/clients/some-trader/commissions?after={n}"),
+    ("admin", "/backoffice/accounts/mt5-demo/{n}"),
+]
+
+
+def _get(api: InProcessApi, who: str, path: str) -> Any:
+    with asgi.get_client(api.app) as http:
+        return http.get(path, headers={"Authorization": f"Bearer {api.tokens[who]}"})
+
+
+def _post(api: InProcessApi, who: str, path: str, body: dict[str, Any], **headers: str) -> Any:
+    with asgi.get_client(api.app) as http:
+        return http.post(
+            path, json=body, headers={"Authorization": f"Bearer {api.tokens[who]}", **headers}
+        )
+
+
+def _problem(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+    body: dict[str, Any] = response.json()
+    assert "InvalidOperation" not in response.text and "Overflow" not in response.text
+    return body
+
+
+@pytest.mark.parametrize(("who", "path"), BOUNDED)
+def test_integers_past_int64_are_a_422(inprocess_api: InProcessApi, who: str, path: str) -> None:
+    for n in (TOO_BIG, 2**64, 10**30):
+        _problem(_get(inprocess_api, who, path.format(n=n)), 422)
+    # The largest allowed number is an ordinary request: a page past the end, or unknown.
+    answer = _get(inprocess_api, who, path.format(n=MAX_INT64))
+    assert answer.status_code in (200, 404), answer.text
+
+
+def test_account_change_with_a_huge_login_is_refused_before_any_workflow(
+    inprocess_api: InProcessApi,
+) -> None:
+    started = len(inprocess_api.temporal.started)
+    answer = _post(
+        inprocess_api,
+        "admin",
+        "/backoffice/accounts/mt5-demo/18446744073709551616/changes",
+        {"leverage": 100, "reason": "too big a login"},
+    )
+    assert _problem(answer, 422)["errors"][0]["loc"] == ["path", "login"]
+    assert len(inprocess_api.temporal.started) == started
+
+
+def test_every_integer_parameter_has_a_bound(inprocess_api: InProcessApi) -> None:
+    schema = inprocess_api.app.openapi()
+    unbounded = [
+        f"{method.upper()} {path} {parameter['name']}"
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        for parameter in operation.get("parameters", [])
+        for variant in [parameter["schema"], *parameter["schema"].get("anyOf", [])]
+        if variant.get("type") == "integer" and variant.get("maximum", TOO_BIG) > MAX_INT64
+    ]
+    assert unbounded == []
+
+
+HUGE = ["1e26", "1" + "0" * 39, "1e999999999"]
+
+
+@pytest.mark.parametrize("amount", HUGE)
+def test_huge_payment_amounts_are_a_422(inprocess_api: InProcessApi, amount: str) -> None:
+    requests = [
+        ("/portal/me/deposits", {"currency": "USD", "method": "card", "target": "wallet"}),
+        (
+            "/portal/me/withdrawals",
+            {
+                "currency": "USD",
+                "method": "bank_wire",
+                "source": "wallet",
+                "destination": {"iban": "DE89370400440532013000", "account_holder": "Anna"},
+            },
+        ),
+        ("/portal/me/transfers", {"currency": "USD", "source": "wallet", "target": "wallet"}),
+    ]
+    for index, (path, body) in enumerate(requests):
+        answer = _post(
+            inprocess_api,
+            "trader",
+            path,
+            {"amount": amount, **body},
+            **{"Idempotency-Key": f"huge-{amount[:8]}-{index}"},
+        )
+        assert _problem(answer, 422)["code"] == "amount_too_large"
+
+
+@pytest.mark.parametrize("amount", HUGE)
+def test_huge_refund_amount_is_a_clean_422(amount: str) -> None:
+    with pytest.raises(Problem) as refused:
+        _minor(amount, "USD")
+    assert refused.value.status == 422
+    assert "too large" in refused.value.detail
+    assert "InvalidOperation" not in refused.value.detail
