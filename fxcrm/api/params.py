@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import Path, Query
 
-MAX_INT64 = 2**63 - 1
+from fxcrm.domain.bounds import MAX_INT64
 
 # Skipping rows: zero or more. A cursor (`after`, `after_seq`): the last id or sequence seen.
 Offset = Annotated[int, Query(ge=0, le=MAX_INT64, description="rows to skip")]

@@ -6,6 +6,8 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from fxcrm.domain.bounds import MAX_INT64
+
 # Scale (decimal places) per currency: how many minor units make one major unit.
 CURRENCY_SCALE: dict[str, int] = {
     "USD": 2,
@@ -21,7 +23,7 @@ CURRENCY_SCALE: dict[str, int] = {
 
 
 # The ledger stores minor units as signed 64-bit integers.
-MAX_MINOR = 2**63 - 1
+MAX_MINOR = MAX_INT64
 
 
 class AmountError(ValueError):

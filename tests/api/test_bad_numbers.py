@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from schemathesis.python import asgi
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 
 from fxcrm.api.errors import PROBLEM_JSON, Problem
 from fxcrm.api.params import MAX_INT64
@@ -122,3 +124,23 @@ def test_huge_refund_amount_is_a_clean_422(amount: str) -> None:
     assert refused.value.status == 422
     assert "too large" in refused.value.detail
     assert "InvalidOperation" not in refused.value.detail
+
+
+def test_an_internal_account_change_failure_does_not_leak_its_text(
+    inprocess_api: InProcessApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def overflowing(*args: Any, **kwargs: Any) -> Any:
+        raise WorkflowFailureError(
+            cause=ApplicationError("Python int too large to convert", type="OverflowError")
+        )
+
+    monkeypatch.setattr(inprocess_api.temporal, "execute_workflow", overflowing)
+    answer = _post(
+        inprocess_api,
+        "admin",
+        "/backoffice/accounts/mt5-demo/12345/changes",
+        {"leverage": 100, "reason": "an internal failure"},
+    )
+    body = _problem(answer, 502)
+    assert "too large" not in answer.text
+    assert body["detail"].startswith("see workflow account-change-")

@@ -146,19 +146,22 @@ async def change(
         reason=body.reason,
         brand_ids=principal.brand_ids,
     )
+    workflow_id = f"account-change-{uuid.uuid4().hex}"
     try:
         return await temporal.execute_workflow(
             "AccountChangeWorkflow",
             request,
-            id=f"account-change-{uuid.uuid4().hex}",
+            id=workflow_id,
             task_queue=settings.task_queue,
             result_type=AccountChangeResult,
         )
     except WorkflowFailureError as exc:
         failure = _application_error(exc)
-        kind = (failure.type or "").removeprefix("Platform.") if failure else ""
+        platform = failure is not None and (failure.type or "").startswith("Platform.")
+        kind = (failure.type or "").removeprefix("Platform.") if failure and platform else ""
         status, title = PROBLEMS.get(kind, (502, "Platform error"))
-        detail = failure.message if failure else str(exc)
+        # A platform's refusal is the caller's to read; anything else is ours, in the history.
+        detail = failure.message if failure and platform else f"see workflow {workflow_id}"
         raise Problem(status, title, detail, type_=f"/problems/platform/{kind or 'error'}") from exc
 
 
