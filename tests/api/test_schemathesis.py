@@ -1,14 +1,19 @@
 """Schemathesis over the whole OpenAPI schema: no input makes a 500, and every answer is documented.
 
 Runs in process against the ASGI app (tests/api/inprocess.py): a seeded SQLite database of its own
-that the generated requests may change, and a Temporal without workers. Each operation is called
-as an admin, a trader, an IB and with no token. Bounded and deterministic: a fixed seed and a few
-examples per operation, so the run takes a minute or two.
+that the generated requests may change, and a Temporal without workers. Every operation is called
+as an admin, a trader, an IB and with no token: in depth (examples, boundary coverage, valid and
+invalid data) by the caller it is meant for, lightly (a few fuzzed requests: it must refuse them
+with a documented 401 or 403, not crash) by the others. Deterministic: a fixed seed, bounded
+examples, so the run takes a minute or two.
 """
 
 from __future__ import annotations
 
-import pytest
+import copy
+from collections.abc import Callable
+from typing import Any
+
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import status_code_conformance
@@ -17,39 +22,46 @@ from fxcrm.api.main import create_app
 from fxcrm.core.config import Settings
 from tests.api.inprocess import InProcessApi
 
-MAX_EXAMPLES = 6
+SEED = 20260904
+DEEP_EXAMPLES = 6
+LIGHT_EXAMPLES = 2
 
-CONFIG = schemathesis.config.SchemathesisConfig.from_dict(
-    {
-        "seed": 20260904,
-        "generation": {"mode": "all", "deterministic": True, "max-examples": MAX_EXAMPLES},
-        "phases": {"stateful": {"enabled": False}},
-    }
-)
-
-
-@pytest.fixture
-def api(inprocess_api: InProcessApi) -> InProcessApi:
-    return inprocess_api
+# Whose operations are whose, by path: anything a caller is not meant for is called lightly.
+OWN = {
+    "admin": r"^/(backoffice|audit)/",
+    "trader": r"^/portal/me",
+    "ib": r"^/partner/(me|downline|clients|commissions|periods|settlements|payouts)",
+    # Public operations: logins, registration, referral clicks, webhooks, health.
+    None: r"^/(auth/token|health|webhooks/|portal/\{brand_code\}/|partner/\{brand_code\}/)",
+}
 
 
-def _schema() -> schemathesis.BaseSchema:
-    """Loaded when the module is: the schema needs no database (the calls go to the `api` app)."""
-    app = create_app(Settings(env="test"))
-    loaded = schemathesis.openapi.from_dict(app.openapi(), config=CONFIG)
-    loaded.app = app  # in process, through schemathesis's ASGI transport
+def _config(max_examples: int, deep: bool) -> schemathesis.config.SchemathesisConfig:
+    return schemathesis.config.SchemathesisConfig.from_dict(
+        {
+            "seed": SEED,
+            "generation": {"mode": "all", "deterministic": True, "max-examples": max_examples},
+            "phases": {
+                "examples": {"enabled": deep},
+                "coverage": {"enabled": deep},
+                "stateful": {"enabled": False},
+            },
+        }
+    )
+
+
+# The schema needs no database: it is read once, with the module (the calls go to `inprocess_api`).
+SCHEMA_APP = create_app(Settings(env="test"))
+
+
+def _schema(deep: bool) -> schemathesis.BaseSchema:
+    config = _config(DEEP_EXAMPLES if deep else LIGHT_EXAMPLES, deep)
+    loaded = schemathesis.openapi.from_dict(copy.deepcopy(SCHEMA_APP.openapi()), config=config)
+    loaded.app = SCHEMA_APP  # in process, through schemathesis's ASGI transport
     return loaded
 
 
-schema = _schema()
-
-
-HYPOTHESIS = settings(
-    max_examples=MAX_EXAMPLES,
-    derandomize=True,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-)
+DEEP, LIGHT = _schema(deep=True), _schema(deep=False)
 
 
 def call(case: schemathesis.Case, api: InProcessApi, who: str | None) -> None:
@@ -61,26 +73,34 @@ def call(case: schemathesis.Case, api: InProcessApi, who: str | None) -> None:
     )
 
 
-# One test per identity: schemathesis's lazy schema takes no parametrized fixture.
-@schema.parametrize()
-@HYPOTHESIS
-def test_as_admin(case: schemathesis.Case, api: InProcessApi) -> None:
-    call(case, api, "admin")
+def _test(who: str | None, schema: schemathesis.BaseSchema, examples: int) -> Callable[..., Any]:
+    # One test function per caller and depth: schemathesis parametrizes each over the operations.
+    @schema.parametrize()
+    @settings(
+        max_examples=examples,
+        derandomize=True,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def test(case: schemathesis.Case, inprocess_api: InProcessApi) -> None:
+        call(case, inprocess_api, who)
+
+    return test
 
 
-@schema.parametrize()
-@HYPOTHESIS
-def test_as_trader(case: schemathesis.Case, api: InProcessApi) -> None:
-    call(case, api, "trader")
+def _own(who: str | None) -> Callable[..., Any]:
+    return _test(who, DEEP.include(path_regex=OWN[who]), DEEP_EXAMPLES)
 
 
-@schema.parametrize()
-@HYPOTHESIS
-def test_as_ib(case: schemathesis.Case, api: InProcessApi) -> None:
-    call(case, api, "ib")
+def _others(who: str | None) -> Callable[..., Any]:
+    return _test(who, LIGHT.exclude(path_regex=OWN[who]), LIGHT_EXAMPLES)
 
 
-@schema.parametrize()
-@HYPOTHESIS
-def test_without_token(case: schemathesis.Case, api: InProcessApi) -> None:
-    call(case, api, None)
+test_admin_operations_as_admin = _own("admin")
+test_other_operations_as_admin = _others("admin")
+test_portal_as_trader = _own("trader")
+test_other_operations_as_trader = _others("trader")
+test_partner_api_as_ib = _own("ib")
+test_other_operations_as_ib = _others("ib")
+test_public_operations_without_token = _own(None)
+test_other_operations_without_token = _others(None)
