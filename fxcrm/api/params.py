@@ -2,7 +2,7 @@
 
 The database stores ids, sequence numbers and platform logins as signed 64-bit integers: a larger
 number from a client must be a 422, never an OverflowError in the driver. Every integer a route
-takes from the path or the query is one of these types (tests/api/test_params.py checks it).
+takes from the path or the query is one of these types (tests/api/test_bad_numbers.py checks it).
 """
 
 from __future__ import annotations

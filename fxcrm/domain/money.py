@@ -27,7 +27,8 @@ MAX_MINOR = MAX_INT64
 
 
 class AmountError(ValueError):
-    """An amount that cannot be money: `code` says why (not_finite, too_many_decimals, amount_too_large)."""
+    """An amount that cannot be money; `code` says why: not_finite, too_many_decimals or
+    amount_too_large."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -69,8 +70,8 @@ class Money(BaseModel):
         return CURRENCY_SCALE[self.currency]
 
     def to_minor(self) -> int:
-        """Integer minor units. Refuses amounts that are not finite, finer than the currency's
-        scale (AmountError "too_many_decimals") or beyond what the ledger stores ("amount_too_large").
+        """Integer minor units. Refuses (AmountError) amounts that are not finite, finer than the
+        currency's scale, or beyond what the ledger stores.
 
         Works on the digits, not decimal arithmetic: a context rounds or traps at 28 digits, and
         "1e26" in cents already has 29.

@@ -1,7 +1,8 @@
-"""The API in this process, on a seeded SQLite database of its own, with a Temporal that has no worker.
+"""The API in this process, on a seeded database of its own, with a Temporal that has no worker.
 
 For tests that call the ASGI app directly (schemathesis, bad-input tests): no dev server, no
-simulators, no sockets. Workflows start and take signals; nothing runs them.
+simulators, no sockets. SQLite, or PostgreSQL beside TEST_DATABASE_URL's database when it is set.
+Workflows start and take signals; nothing runs them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
 from temporalio.api.history.v1 import History
 from temporalio.client import WorkflowFailureError, WorkflowHistory
 from temporalio.common import WorkflowIDConflictPolicy
@@ -24,7 +27,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from fxcrm.api.main import create_app
 from fxcrm.core.config import Settings
 from fxcrm.core.db import create_engine, session_factory
+from fxcrm.core.migrate import upgrade
 from fxcrm.seed import DEMO_BRAND, DEMO_PASSWORD_SUFFIX, seed_demo
+from tests.conftest import test_database_url
 from tests.db import fresh_database
 from tests.e2e.portal import PASSWORD, registration
 
@@ -98,8 +103,33 @@ def run_sync(make: Callable[[], Awaitable[Any]]) -> Any:
         return pool.submit(asyncio.run, make()).result()  # type: ignore[arg-type]
 
 
+async def _own_postgres(base: str) -> str:
+    """A database of its own beside TEST_DATABASE_URL's, migrated and empty: the requests these
+    tests make must not land in the database the other tests share."""
+    url = make_url(base)
+    name = f"{url.database}_inprocess"
+    server = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    async with server.connect() as conn:
+        known = await conn.scalar(
+            text("select 1 from pg_database where datname = :name"), {"name": name}
+        )
+        if not known:
+            await conn.execute(text(f'create database "{name}"'))
+    await server.dispose()
+    own = url.set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(own)
+    async with engine.begin() as conn:
+        await conn.execute(text("drop schema if exists public cascade"))
+        await conn.execute(text("create schema public"))
+    await engine.dispose()
+    await asyncio.to_thread(upgrade, own)
+    return own
+
+
 async def _seeded(tmp_dir: Path) -> str:
-    url = await fresh_database("sqlite", tmp_dir)
+    # PostgreSQL when the suite runs on it (CI), else a SQLite file.
+    postgres = test_database_url()
+    url = await _own_postgres(postgres) if postgres else await fresh_database("sqlite", tmp_dir)
     engine = create_engine(url)
     await seed_demo(session_factory(engine), mt5_url="https://127.0.0.1:9")
     await engine.dispose()
