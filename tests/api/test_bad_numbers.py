@@ -13,7 +13,9 @@ from temporalio.exceptions import ApplicationError
 from fxcrm.api.errors import PROBLEM_JSON, Problem
 from fxcrm.api.params import MAX_INT64
 from fxcrm.api.routes.reconciliation import _minor
+from fxcrm.seed import DEMO_BRAND
 from tests.api.inprocess import InProcessApi
+from tests.e2e.portal import registration
 
 TOO_BIG = 2**63
 # (who, path with {n} where the number goes): every integer a route reads from the path or query.
@@ -86,6 +88,62 @@ def test_every_integer_parameter_has_a_bound(inprocess_api: InProcessApi) -> Non
         if variant.get("type") == "integer" and variant.get("maximum", TOO_BIG) > MAX_INT64
     ]
     assert unbounded == []
+
+
+def _unbounded(schema: dict[str, Any], node: dict[str, Any], seen: set[str]) -> list[str]:
+    """Integer fields without a maximum in a request body's schema, following references."""
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[-1]
+        if name in seen:
+            return []
+        seen.add(name)
+        return _unbounded(schema, schema["components"]["schemas"][name], seen)
+    found = [name for name, field in node.get("properties", {}).items() if _too_big(field)]
+    children = [
+        *node.get("properties", {}).values(),
+        *node.get("anyOf", []),
+        *node.get("allOf", []),
+        *([node["items"]] if "items" in node else []),
+    ]
+    return found + [f for child in children for f in _unbounded(schema, child, seen)]
+
+
+def _too_big(field: dict[str, Any]) -> bool:
+    variants = [field, *field.get("anyOf", [])]
+    return any(
+        v.get("type") == "integer" and v.get("maximum", TOO_BIG) > MAX_INT64 for v in variants
+    )
+
+
+def test_every_integer_in_a_request_body_has_a_bound(inprocess_api: InProcessApi) -> None:
+    schema = inprocess_api.app.openapi()
+    unbounded = {
+        f"{method.upper()} {path}": fields
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        for content in operation.get("requestBody", {}).get("content", {}).values()
+        if (fields := _unbounded(schema, content["schema"], set()))
+    }
+    assert unbounded == {}
+
+
+def test_questionnaire_counts_are_bounded(inprocess_api: InProcessApi) -> None:
+    questionnaire = {
+        "trading_experience_years": 5,
+        "leveraged_trades_last_year": 50,
+        "understands_leverage_risk": True,
+        "relevant_professional_experience": True,
+        "portfolio_over_500k_eur": False,
+    }
+    with asgi.get_client(inprocess_api.app) as http:
+        for field, value in [
+            ("trading_experience_years", -1),
+            ("trading_experience_years", 10**30),
+            ("leveraged_trades_last_year", TOO_BIG),
+        ]:
+            body = registration(account_type="pro", questionnaire={**questionnaire, field: value})
+            answer = http.post(f"/portal/{DEMO_BRAND}/register", json=body)
+            assert _problem(answer, 422)["errors"][0]["loc"][-1] == field
 
 
 HUGE = ["1e26", "1" + "0" * 39, "1e999999999"]
