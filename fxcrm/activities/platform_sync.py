@@ -34,6 +34,7 @@ from fxcrm.adapters.platforms.registry import PlatformRegistry
 from fxcrm.core.audit import Actor, append_audit
 from fxcrm.core.db import insert_ignoring_duplicates, transaction
 from fxcrm.domain.alerts import ALERT_KINDS, balance_drift, breaches
+from fxcrm.domain.bounds import MAX_INT64
 from fxcrm.domain.brand import BrandConfig
 from fxcrm.domain.ledger import TransferKind
 from fxcrm.ledger.schemas import AccountView
@@ -340,6 +341,13 @@ class PlatformSyncActivities:
     @activity.defn
     async def change_account(self, change: AccountChange) -> AccountChangeResult:
         """One dealer change: platform first, then the mirror and the audit log from what it reads back."""
+        if not 1 <= change.login <= MAX_INT64:
+            raise ApplicationError(
+                f"login {change.login} is out of range",
+                "invalid_request",
+                type="Platform.invalid_request",
+                non_retryable=True,
+            )
         async with self._sessions() as session:
             server = await session.get(PlatformServer, change.server_id)
             if server is None or server.brand_id not in change.brand_ids:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -50,7 +52,40 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+# PostgreSQL's "character not in repertoire": text it cannot store (a NUL character).
+UNSTORABLE_TEXT = "22021"
+
+
+def _nul_problem(request: Request) -> JSONResponse:
+    return problem_response(
+        request,
+        422,
+        "Invalid request",
+        "text may not contain NUL characters",
+        type_="/problems/validation",
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def refuse_nul_characters(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # In the path or the query: refused up front, on every database alike.
+        if "\x00" in request.url.path or any(
+            "\x00" in key or "\x00" in value for key, value in request.query_params.multi_items()
+        ):
+            return _nul_problem(request)
+        return await call_next(request)
+
+    @app.exception_handler(DBAPIError)
+    async def _unstorable(request: Request, exc: DBAPIError) -> JSONResponse:
+        # In a body or a header, PostgreSQL refuses it when it is written; the transaction is
+        # rolled back, so nothing changed. Any other database error stays a 500.
+        if getattr(exc.orig, "sqlstate", None) == UNSTORABLE_TEXT:
+            return _nul_problem(request)
+        raise exc
+
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(

@@ -17,6 +17,7 @@ from fxcrm.adapters.psp.registry import PspRegistry, build_psps
 from fxcrm.api.docs import install_docs
 from fxcrm.api.errors import install_error_handlers
 from fxcrm.api.middleware import ProblemForTooLarge, SecurityHeaders, WriteRateLimit
+from fxcrm.api.openapi import install_openapi
 from fxcrm.api.routes import (
     accounts,
     audit,
@@ -94,6 +95,7 @@ def create_app(
     app.state.limiter = limiter or build_rate_limiter(settings.redis_url)
     app.state.temporal = temporal_client or _lazy_temporal(settings)
     install_error_handlers(app)
+    install_openapi(app)
 
     @app.middleware("http")
     async def request_context(

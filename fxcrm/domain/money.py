@@ -6,6 +6,8 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from fxcrm.domain.bounds import MAX_INT64
+
 # Scale (decimal places) per currency: how many minor units make one major unit.
 CURRENCY_SCALE: dict[str, int] = {
     "USD": 2,
@@ -18,6 +20,19 @@ CURRENCY_SCALE: dict[str, int] = {
     "USDT": 6,
     "BTC": 8,
 }
+
+
+# The ledger stores minor units as signed 64-bit integers.
+MAX_MINOR = MAX_INT64
+
+
+class AmountError(ValueError):
+    """An amount that cannot be money; `code` says why: not_finite, too_many_decimals or
+    amount_too_large."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Money(BaseModel):
@@ -55,13 +70,31 @@ class Money(BaseModel):
         return CURRENCY_SCALE[self.currency]
 
     def to_minor(self) -> int:
-        """Integer minor units; refuses amounts finer than the currency's scale."""
-        quantum = Decimal(1).scaleb(-self.scale)
-        if self.amount != self.amount.quantize(quantum):
-            raise ValueError(
-                f"{self.amount} has more than {self.scale} decimals for {self.currency}"
-            )
-        return int(self.amount.scaleb(self.scale))
+        """Integer minor units. Refuses (AmountError) amounts that are not finite, finer than the
+        currency's scale, or beyond what the ledger stores.
+
+        Works on the digits, not decimal arithmetic: a context rounds or traps at 28 digits, and
+        "1e26" in cents already has 29.
+        """
+        sign, digits, exponent = self.amount.as_tuple()
+        if not isinstance(exponent, int):
+            raise AmountError("not_finite", f"{self.amount} is not a finite amount")
+        if not any(digits):
+            return 0
+        shift = exponent + self.scale  # the last digit's power of ten, in minor units
+        if shift < 0:
+            if any(digits[shift:]):
+                raise AmountError(
+                    "too_many_decimals",
+                    f"{self.amount} has more than {self.scale} decimals for {self.currency}",
+                )
+            digits, shift = digits[:shift], 0
+        if len(digits) + shift > len(str(MAX_MINOR)):
+            raise AmountError("amount_too_large", f"{self.amount} {self.currency} is too large")
+        minor = int("".join(map(str, digits))) * 10**shift
+        if minor > MAX_MINOR:
+            raise AmountError("amount_too_large", f"{self.amount} {self.currency} is too large")
+        return -minor if sign else minor
 
     @classmethod
     def from_minor(cls, minor: int, currency: str) -> Money:

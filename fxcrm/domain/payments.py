@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from fxcrm.domain.money import CURRENCY_SCALE, Money
+from fxcrm.domain.money import CURRENCY_SCALE, AmountError, Money
 
 
 class PaymentError(ValueError):
@@ -169,8 +169,8 @@ def parse_amount(raw: str, currency: str) -> Money:
     money = Money(amount=value, currency=code)
     try:
         money.to_minor()
-    except ValueError as exc:
-        raise PaymentError("too_many_decimals", str(exc)) from exc
+    except AmountError as exc:
+        raise PaymentError(exc.code, str(exc)) from exc
     return money
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fxcrm.domain.brand import BrandConfig
 
@@ -23,8 +23,9 @@ class AppropriatenessResult(BaseModel):
 class Questionnaire(BaseModel):
     """The appropriateness questionnaire (MiFID II Art. 25(3)); required for a Pro account."""
 
-    trading_experience_years: int
-    leveraged_trades_last_year: int
+    # Bounded: a negative count or one past a lifetime is a typo, not an answer.
+    trading_experience_years: int = Field(ge=0, le=100)
+    leveraged_trades_last_year: int = Field(ge=0, le=1_000_000)
     understands_leverage_risk: bool
     relevant_professional_experience: bool
     portfolio_over_500k_eur: bool

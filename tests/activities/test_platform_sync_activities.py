@@ -720,3 +720,21 @@ async def test_open_commission_charged_at_the_opening_is_mirrored_apart(
     await env.run(sync.sync_accounts, ServerRef(server_id=server))
     assert await mirrored() == Decimal(1038)
     assert await _alert(sessions, login) is None
+
+
+async def test_a_login_past_64_bits_is_refused_without_a_retry() -> None:
+    from fxcrm.workflows.platform_sync_types import AccountChange
+
+    acts = activities(None, FakePlatform())  # type: ignore[arg-type]  (refused before any query)
+    change = AccountChange(
+        server_id=DEMO_SERVER,
+        login=2**64,
+        leverage=100,
+        actor_id="staff-1",
+        actor_role="dealer",
+        reason="test",
+        brand_ids=[],
+    )
+    with pytest.raises(ApplicationError) as refused:
+        await ActivityEnvironment().run(acts.change_account, change)
+    assert refused.value.non_retryable and refused.value.type == "Platform.invalid_request"

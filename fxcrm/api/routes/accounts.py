@@ -18,6 +18,8 @@ from temporalio.exceptions import ApplicationError
 
 from fxcrm.api.deps import Principal, SessionDep, SettingsDep, TemporalDep, release, require
 from fxcrm.api.errors import Problem
+from fxcrm.api.openapi import problems
+from fxcrm.api.params import Login
 from fxcrm.domain.money_text import AmountText
 from fxcrm.domain.text import CleanText
 from fxcrm.models import AccountMirror, PlatformServer, RiskAlert
@@ -91,7 +93,7 @@ async def _server(session: SessionDep, principal: Principal, server_id: str) -> 
 
 @router.get("/accounts/{server_id}/{login}", response_model=MirrorView)
 async def account(
-    server_id: str, login: int, principal: ReaderDep, session: SessionDep
+    server_id: str, login: Login, principal: ReaderDep, session: SessionDep
 ) -> MirrorView:
     await _server(session, principal, server_id)
     mirror = await session.get(AccountMirror, (server_id, login))
@@ -122,10 +124,14 @@ async def alerts(
     return [AlertView.model_validate(r, from_attributes=True) for r in rows]
 
 
-@router.post("/accounts/{server_id}/{login}/changes", response_model=AccountChangeResult)
+@router.post(
+    "/accounts/{server_id}/{login}/changes",
+    response_model=AccountChangeResult,
+    responses=problems(502),
+)
 async def change(
     server_id: str,
-    login: int,
+    login: Login,
     body: ChangeRequest,
     principal: DeskDep,
     session: SessionDep,
@@ -145,19 +151,22 @@ async def change(
         reason=body.reason,
         brand_ids=principal.brand_ids,
     )
+    workflow_id = f"account-change-{uuid.uuid4().hex}"
     try:
         return await temporal.execute_workflow(
             "AccountChangeWorkflow",
             request,
-            id=f"account-change-{uuid.uuid4().hex}",
+            id=workflow_id,
             task_queue=settings.task_queue,
             result_type=AccountChangeResult,
         )
     except WorkflowFailureError as exc:
         failure = _application_error(exc)
-        kind = (failure.type or "").removeprefix("Platform.") if failure else ""
+        platform = failure is not None and (failure.type or "").startswith("Platform.")
+        kind = (failure.type or "").removeprefix("Platform.") if failure and platform else ""
         status, title = PROBLEMS.get(kind, (502, "Platform error"))
-        detail = failure.message if failure else str(exc)
+        # A platform's refusal is the caller's to read; anything else is ours, in the history.
+        detail = failure.message if failure and platform else f"see workflow {workflow_id}"
         raise Problem(status, title, detail, type_=f"/problems/platform/{kind or 'error'}") from exc
 
 

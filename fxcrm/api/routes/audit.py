@@ -14,6 +14,7 @@ from temporalio.service import RPCError
 
 from fxcrm.api.deps import Principal, SessionDep, TemporalDep, release, require
 from fxcrm.api.errors import Problem
+from fxcrm.api.params import Cursor
 from fxcrm.api.workflow_history import readable, workflow_owner
 from fxcrm.core.audit import ChainReport, verify_chain
 from fxcrm.models import (
@@ -57,7 +58,7 @@ async def list_events(
     workflow_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Cursor = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AuditEventView]:
     # Events of the caller's brands, plus brand-less system events.

@@ -20,6 +20,7 @@ from fxcrm.api.deps import (
     require,
 )
 from fxcrm.api.errors import Problem
+from fxcrm.api.params import Offset
 from fxcrm.core.audit import append_audit
 from fxcrm.domain.masking import mask_email, mask_name
 from fxcrm.domain.text import CleanText
@@ -149,7 +150,7 @@ async def list_traders(
     status: str | None = None,
     brand_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[TraderSummary]:
     brands = principal.brand_ids
     if brand_id is not None:

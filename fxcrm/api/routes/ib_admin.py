@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fxcrm.api.deps import Principal, SessionDep, require
 from fxcrm.api.errors import Problem
+from fxcrm.api.params import Cursor, Offset
 from fxcrm.core.audit import append_audit
 from fxcrm.core.security import hash_password
 from fxcrm.domain.ib.hierarchy import HierarchyError, ParentLink
@@ -339,7 +340,7 @@ async def list_ibs(
     brand_id: str | None = None,
     status: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[IbView]:
     brands = [_brand(principal, brand_id)] if brand_id else principal.brand_ids
     query = select(IbPartner).where(IbPartner.brand_id.in_(brands))
@@ -889,7 +890,7 @@ async def ib_commissions(
     session: SessionDep,
     period: str | None = None,
     trader_id: str | None = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Cursor = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> reports.CommissionPage:
     await _ib(session, principal, ib_id)

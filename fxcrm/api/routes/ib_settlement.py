@@ -22,6 +22,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 
 from fxcrm.api.deps import Principal, SessionDep, SettingsDep, TemporalDep, release, require
 from fxcrm.api.errors import Problem
+from fxcrm.api.params import Offset
 from fxcrm.domain.brand import BrandConfig
 from fxcrm.domain.ib.plans import PlanRules
 from fxcrm.domain.ib.settlement import (
@@ -166,7 +167,7 @@ async def list_settlements(
     period: Annotated[str, Query()],
     ib_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[SettlementView]:
     try:
         parse_period(period)

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fxcrm.api.deps import Principal, SessionDep, require
 from fxcrm.api.errors import Problem
+from fxcrm.api.params import Cursor
 from fxcrm.api.routes.ib_admin import AssignmentView, LinkView, assignment_views, link_view
 from fxcrm.domain.masking import mask_email, mask_name
 from fxcrm.ib import reports
@@ -184,7 +185,7 @@ async def client_commissions(
     principal: IbDep,
     session: SessionDep,
     period: str | None = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Cursor = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> reports.CommissionPage:
     """What the caller earned on one client: a client of its downline now, or one it earned on
@@ -214,7 +215,7 @@ async def commissions(
     principal: IbDep,
     session: SessionDep,
     period: str | None = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Cursor = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> reports.CommissionPage:
     me = await _me(session, principal)

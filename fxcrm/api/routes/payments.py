@@ -26,6 +26,8 @@ from fxcrm.api.deps import (
     require,
 )
 from fxcrm.api.errors import Problem
+from fxcrm.api.openapi import REQUIRES_IDEMPOTENCY_KEY, problems
+from fxcrm.api.params import Offset
 from fxcrm.api.payment_requests import (
     audit_requested,
     brand_code,
@@ -183,6 +185,8 @@ def _common(p: Payment) -> dict[str, Any]:
     status_code=status.HTTP_201_CREATED,
     response_model=PaymentView,
     tags=["portal: money"],
+    openapi_extra={REQUIRES_IDEMPOTENCY_KEY: True},
+    responses=problems(503),
 )
 async def create_deposit(
     body: DepositRequest,
@@ -356,7 +360,7 @@ async def my_payments(
     kind: Literal["deposit", "withdrawal", "transfer"] | None = None,
     status_: Annotated[str | None, Query(alias="status", max_length=30)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> PaymentPage:
     rows, total = await _page(session, [Payment.trader_id == me.id], kind, status_, limit, offset)
     return PaymentPage(
@@ -383,7 +387,7 @@ async def brand_payments(
     status_: Annotated[str | None, Query(alias="status", max_length=30)] = None,
     trader_id: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> StaffPaymentPage:
     conditions: list[Any] = [Payment.brand_id.in_(principal.brand_ids)]
     if trader_id:

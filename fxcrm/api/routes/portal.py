@@ -18,6 +18,7 @@ from fxcrm.api import onboarding_client as onboarding
 from fxcrm.api.deps import SessionDep, SettingsDep, TemporalDep, TraderDep, release
 from fxcrm.api.errors import Problem
 from fxcrm.api.limits import limit_registration
+from fxcrm.api.openapi import problems
 from fxcrm.core.audit import Actor, append_audit
 from fxcrm.core.security import hash_password, sha256_hex
 from fxcrm.domain.brand import BrandConfig
@@ -154,6 +155,7 @@ class Credentials(BaseModel):
     status_code=status.HTTP_201_CREATED,
     response_model=RegistrationResponse,
     dependencies=[Depends(limit_registration)],
+    responses=problems(503),
 )
 async def register(
     brand_code: str,
@@ -276,7 +278,12 @@ async def _start(temporal: TemporalDep, task_queue: str, trader: Trader, brand_c
         ) from exc
 
 
-@router.post("/me/onboarding", status_code=status.HTTP_202_ACCEPTED, response_model=OnboardingView)
+@router.post(
+    "/me/onboarding",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=OnboardingView,
+    responses=problems(503),
+)
 async def resume_onboarding(
     me: TraderDep, session: SessionDep, settings: SettingsDep, temporal: TemporalDep
 ) -> OnboardingView:
@@ -358,6 +365,7 @@ UPLOAD_OVERHEAD_BYTES = 64 * 1024
     status_code=status.HTTP_201_CREATED,
     response_model=DocumentReceipt,
     max_body_size=MAX_DOCUMENT_BYTES + UPLOAD_OVERHEAD_BYTES,
+    responses=problems(413, 415),
 )
 async def upload_document(
     me: TraderDep,

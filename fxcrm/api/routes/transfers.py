@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fxcrm.api.deps import SessionDep, SettingsDep, TemporalDep, TraderDep, release
 from fxcrm.api.errors import Problem
+from fxcrm.api.openapi import REQUIRES_IDEMPOTENCY_KEY, problems
 from fxcrm.api.payment_requests import (
     audit_requested,
     brand_code,
@@ -224,7 +225,13 @@ async def _check(
 # ---------------------------------------------------------------- routes
 
 
-@router.post("/me/transfers", status_code=status.HTTP_201_CREATED, response_model=TransferView)
+@router.post(
+    "/me/transfers",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TransferView,
+    openapi_extra={REQUIRES_IDEMPOTENCY_KEY: True},
+    responses=problems(503),
+)
 async def request_transfer(
     body: TransferRequestBody,
     me: TraderDep,

@@ -20,6 +20,7 @@ from fxcrm.adapters.psp.registry import UnknownProvider
 from fxcrm.api import onboarding_client as onboarding
 from fxcrm.api.deps import KycDep, PspsDep, SessionDep, TemporalDep, release
 from fxcrm.api.errors import Problem
+from fxcrm.api.openapi import problems
 from fxcrm.api.routes import reconciliation
 from fxcrm.domain.payments import FINAL_STATUSES
 from fxcrm.models import Payment, ProviderWebhook, Trader
@@ -106,7 +107,7 @@ async def _store(
     return stored, False
 
 
-@router.post("/kyc/sumsub", response_model=WebhookAck)
+@router.post("/kyc/sumsub", response_model=WebhookAck, responses=problems(413, 503))
 async def kyc_webhook(
     request: Request, kyc: KycDep, session: SessionDep, temporal: TemporalDep
 ) -> WebhookAck:
@@ -149,7 +150,7 @@ async def kyc_webhook(
 # ---------------------------------------------------------------- payment service providers
 
 
-@router.post("/psp/{provider}", response_model=WebhookAck)
+@router.post("/psp/{provider}", response_model=WebhookAck, responses=problems(413, 503))
 async def psp_webhook(
     provider: str,
     request: Request,

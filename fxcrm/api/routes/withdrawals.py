@@ -28,6 +28,8 @@ from fxcrm.api.deps import (
     require,
 )
 from fxcrm.api.errors import Problem
+from fxcrm.api.openapi import REQUIRES_IDEMPOTENCY_KEY, problems
+from fxcrm.api.params import Offset
 from fxcrm.api.payment_requests import (
     audit_requested,
     brand_code,
@@ -301,6 +303,8 @@ def _input(payment: Payment, account: TradingAccount | None) -> WithdrawalInput:
     status_code=status.HTTP_201_CREATED,
     response_model=WithdrawalView,
     tags=["portal: money"],
+    openapi_extra={REQUIRES_IDEMPOTENCY_KEY: True},
+    responses=problems(503),
 )
 async def create_withdrawal(
     body: WithdrawalRequest,
@@ -471,7 +475,7 @@ async def withdrawal_queue(
     session: SessionDep,
     status_: Annotated[str, Query(alias="status", max_length=30)] = "awaiting_approval",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[QueueItem]:
     """Oldest first: the longest wait is decided first."""
     rows = (
