@@ -48,6 +48,7 @@ from fxcrm.models import (
     AccountMirror,
     Brand,
     IbAccrual,
+    IbUnpaidDeal,
     IngestedBalanceOp,
     IngestedDeal,
     LedgerAccount,
@@ -111,6 +112,7 @@ async def registry(
         servers = list(by_server)
         # Another test's rows on these servers would be read by this one.
         await session.execute(delete(IbAccrual))
+        await session.execute(delete(IbUnpaidDeal))
         for model in (IngestedDeal, IngestedBalanceOp, SyncCursor, RiskAlert, AccountMirror):
             await session.execute(delete(model).where(model.server_id.in_(servers)))  # type: ignore[attr-defined]
     platforms = PlatformRegistry(factory)

@@ -26,6 +26,7 @@ from fxcrm.adapters.platforms.registry import PlatformRegistry
 from fxcrm.models import (
     AccountMirror,
     IbAccrual,
+    IbUnpaidDeal,
     IngestedBalanceOp,
     IngestedDeal,
     RiskAlert,
@@ -124,6 +125,7 @@ async def server(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[st
         # Accruals of other tests point at deals: they go first.
         for model in (
             IbAccrual,
+            IbUnpaidDeal,
             IngestedDeal,
             IngestedBalanceOp,
             SyncCursor,

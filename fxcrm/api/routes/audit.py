@@ -132,7 +132,7 @@ async def trader_events(
     actor_type: Annotated[str | None, Query(pattern=r"^[a-z]{2,20}$")] = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Cursor = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> TraderAuditPage:
     """Everything the audit log holds about one trader, oldest first: the trader's own actions and

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fxcrm.api.deps import Principal, SessionDep, require
 from fxcrm.api.errors import Problem
+from fxcrm.api.params import Cursor
 from fxcrm.models import IbAccrual, IbAccrualCursor, IbUnpaidDeal, IngestedDeal, PlatformServer
 
 router = APIRouter(prefix="/backoffice/ib/deals", tags=["ib"])
@@ -108,7 +109,7 @@ async def unpaid_deals(
     ib_id: Annotated[str | None, Query(max_length=32)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Cursor = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> UnpaidPage:
     """The deals that paid nobody, oldest first, of the caller's brands."""
