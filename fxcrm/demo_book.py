@@ -18,6 +18,8 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from fxcrm.activities.money import trading_mirror_account
+from fxcrm.activities.trading_pnl import post_to_mirror
 from fxcrm.adapters.platforms.base import (
     AccountState,
     PlatformError,
@@ -28,8 +30,16 @@ from fxcrm.core.audit import SYSTEM, append_audit
 from fxcrm.core.config import Settings
 from fxcrm.core.db import transaction
 from fxcrm.core.security import hash_password
+from fxcrm.domain.ledger import TransferKind
 from fxcrm.ib.attribution import Referrer, attribute
-from fxcrm.models import Brand, IbPartner, PlatformServer, Trader, TradingAccount
+from fxcrm.models import (
+    Brand,
+    IbPartner,
+    LedgerAccount,
+    PlatformServer,
+    Trader,
+    TradingAccount,
+)
 from fxcrm.seed import DEMO_BRAND, DEMO_PASSWORD_SUFFIX
 
 log = structlog.get_logger(__name__)
@@ -67,9 +77,9 @@ async def adopt_demo_book(
         gateway = build_gateway(server.platform, server.base_url, server.config, settings)
         try:
             book = await _book(gateway, server.platform, deadline)
+            adopted += await _adopt(sessions, brand.id, server, book, password_hash, gateway)
         finally:
             await gateway.close()
-        adopted += await _adopt(sessions, brand.id, server, book, password_hash)
     return adopted
 
 
@@ -102,6 +112,7 @@ async def _adopt(
     server: PlatformServer,
     book: dict[int, AccountState],
     password_hash: str,
+    gateway: TradingPlatformGateway,
 ) -> int:
     adopted = 0
     async with transaction(sessions) as session:
@@ -127,21 +138,21 @@ async def _adopt(
             if known is not None:
                 continue
             trader = await _trader(session, brand_id, server.platform, n, account, password_hash)
-            session.add(
-                TradingAccount(
-                    trader_id=trader.id,
-                    brand_id=brand_id,
-                    server_id=server.id,
-                    platform=server.platform,
-                    opening_key=f"demo-book:{server.id}:{account.login}",
-                    status="open",
-                    login=account.login,
-                    group=account.group,
-                    leverage=account.leverage,
-                    currency=account.currency,
-                    account_type=trader.account_type,
-                )
+            trading = TradingAccount(
+                trader_id=trader.id,
+                brand_id=brand_id,
+                server_id=server.id,
+                platform=server.platform,
+                opening_key=f"demo-book:{server.id}:{account.login}",
+                status="open",
+                login=account.login,
+                group=account.group,
+                leverage=account.leverage,
+                currency=account.currency,
+                account_type=trader.account_type,
             )
+            session.add(trading)
+            await _open_mirror(session, gateway, server.id, trading)
             ib_id = ibs.get(DEMO_BOOK_IBS[n % len(DEMO_BOOK_IBS)])
             if ib_id is not None and trader.ib_partner_id is None:
                 # From the brand's start, like the demo IB plans: the book's history pays too.
@@ -167,6 +178,34 @@ async def _adopt(
     if adopted:
         log.info("demo book adopted", server_id=server.id, accounts=adopted)
     return adopted
+
+
+async def _open_mirror(
+    session: AsyncSession,
+    gateway: TradingPlatformGateway,
+    server_id: str,
+    trading: TradingAccount,
+) -> None:
+    """The account's ledger mirror, opened with the balance the platform holds now, so that the
+    sync posts its later P/L and the drift check watches it like any client's. The balance is
+    read again just before the mirror opens: deals that close in between (milliseconds) show as
+    a drift, which is what the drift alert is for. The opening money came from outside fxcrm,
+    so it is booked against suspense, like a dealer's operation."""
+    assert trading.login is not None
+    balance = (await gateway.get_account(trading.login)).balance
+    await session.flush()
+    mirror_id = await trading_mirror_account(session, trading)
+    mirror = await session.get(LedgerAccount, mirror_id)
+    assert mirror is not None
+    await post_to_mirror(
+        session,
+        mirror,
+        balance,
+        kind=TransferKind.PLATFORM_OPERATION,
+        idempotency_key=f"demo-book:{server_id}:{trading.login}",
+        reference=f"{server_id}:{trading.login}",
+        details={"reason": "demo book adopted: the platform balance at adoption"},
+    )
 
 
 async def _trader(

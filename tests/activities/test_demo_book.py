@@ -150,3 +150,31 @@ async def test_demo_book_accounts_become_clients_of_the_demo_ibs(
         "SUBIB1": Decimal(2),
         "MASTERIB": Decimal(3),
     }
+
+
+async def test_adopted_accounts_open_their_ledger_mirror_with_the_platform_balance(
+    sessions: Sessions, fake_platforms: None
+) -> None:
+    """Real clients' money is in the ledger: the sync posts the book's P/L to these mirrors and
+    the drift check compares them with the platform, like any client's."""
+    from fxcrm.activities.trading_pnl import ledger_mirrors
+    from fxcrm.ledger import AccountView
+    from fxcrm.models import LedgerTransfer
+
+    await seed_demo(sessions)
+    settings = Settings(env="test")
+    await adopt_demo_book(sessions, settings, wait_seconds=0)
+    await adopt_demo_book(sessions, settings, wait_seconds=0)  # a second start posts nothing
+    async with sessions() as session:
+        mirrors = await ledger_mirrors(session, DEMO_SERVER)
+        book = {login: m for login, m in mirrors.items() if login >= BOOKED["mt5"]}
+        assert len(book) == DEMO_BOOK_SIZE
+        assert {AccountView.model_validate(m).posted.amount for m in book.values()} == {
+            Decimal(1000)
+        }
+        openings = await session.scalar(
+            select(func.count())
+            .select_from(LedgerTransfer)
+            .where(LedgerTransfer.idempotency_key.like(f"demo-book:{DEMO_SERVER}:%"))
+        )
+        assert openings == DEMO_BOOK_SIZE
