@@ -72,12 +72,21 @@ class Supervisor:
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
+def dev_api_workers(cpus: int | None = None) -> int:
+    """API processes for `make dev` unless FXCRM_API_WORKERS says: two where there are two cores
+    or more (the portal's reads then use both; SQLite in WAL mode lets the processes read side by
+    side, and writers queue on the database lock as they do between the API and the worker)."""
+    cpus = os.cpu_count() if cpus is None else cpus
+    return 2 if (cpus or 1) >= 2 else 1
+
+
 def run_dev(settings: Settings) -> None:
     # SIGTERM (a service manager, `timeout`, a closed terminal) stops everything like Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
     VAR.mkdir(exist_ok=True)
     env = {**os.environ, "FXCRM_ENV": "dev"}
+    env.setdefault("FXCRM_API_WORKERS", str(dev_api_workers()))
     from fxcrm.core.migrate import upgrade
 
     upgrade(settings.database_url)

@@ -3,21 +3,22 @@ every movement. Reads only, straight from the ledger tables (the ledger is the b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy import or_, select, tuple_
+from sqlalchemy import Row, bindparam, or_, select, tuple_
 
 from fxcrm.api.deps import SessionDep, TraderDep
 from fxcrm.api.errors import Problem
-from fxcrm.domain.ledger import AccountKind, TransferPhase
-from fxcrm.domain.money import Money
-from fxcrm.ledger import AccountView
+from fxcrm.domain.ledger import AccountKind, Balances, NormalBalance, TransferPhase
+from fxcrm.domain.money import minor_to_decimal
 from fxcrm.models import LedgerAccount, LedgerTransfer
 
 router = APIRouter(prefix="/portal/me", tags=["portal: money"])
+AnyRow = Row[*tuple[Any, ...]]
 CLIENT_KINDS = (AccountKind.CLIENT_WALLET.value, AccountKind.CLIENT_TRADING.value)
 SHOWN_PHASES = (TransferPhase.SINGLE.value, TransferPhase.PENDING.value)
 
@@ -48,37 +49,63 @@ class HistoryPage(BaseModel):
     next_cursor: str | None  # pass as `before` for the next page
 
 
-async def _client_accounts(session: SessionDep, trader_id: str) -> list[LedgerAccount]:
-    return list(
-        (
-            await session.scalars(
-                select(LedgerAccount)
-                .where(LedgerAccount.owner_id == trader_id, LedgerAccount.kind.in_(CLIENT_KINDS))
-                .order_by(LedgerAccount.kind, LedgerAccount.currency, LedgerAccount.code)
-            )
-        ).all()
+# The portal's most frequent reads: the statements are built once (not per request) and select
+# columns, not ORM objects, since nothing here is changed or related.
+CLIENT_ACCOUNTS = (
+    select(
+        LedgerAccount.id,
+        LedgerAccount.kind,
+        LedgerAccount.code,
+        LedgerAccount.currency,
+        LedgerAccount.normal_balance,
+        LedgerAccount.debits_posted,
+        LedgerAccount.credits_posted,
+        LedgerAccount.debits_pending,
+        LedgerAccount.credits_pending,
     )
+    .where(LedgerAccount.owner_id == bindparam("owner_id"), LedgerAccount.kind.in_(CLIENT_KINDS))
+    .order_by(LedgerAccount.kind, LedgerAccount.currency, LedgerAccount.code)
+)
+HISTORY_COLUMNS = (
+    LedgerTransfer.id,
+    LedgerTransfer.created_at,
+    LedgerTransfer.kind,
+    LedgerTransfer.state,
+    LedgerTransfer.phase,
+    LedgerTransfer.debit_account_id,
+    LedgerTransfer.credit_account_id,
+    LedgerTransfer.currency,
+    LedgerTransfer.amount,
+    LedgerTransfer.reference,
+)
+
+
+async def _client_accounts(session: SessionDep, trader_id: str) -> Sequence[AnyRow]:
+    return (await session.execute(CLIENT_ACCOUNTS, {"owner_id": trader_id})).all()
 
 
 @router.get("/balances", response_model=list[BalanceView])
 async def balances(me: TraderDep, session: SessionDep) -> list[BalanceView]:
     views = []
     for row in await _client_accounts(session, me.id):
-        account = AccountView.model_validate(row)
+        totals = Balances(
+            row.debits_posted, row.credits_posted, row.debits_pending, row.credits_pending
+        )
+        normal = NormalBalance(row.normal_balance)
         views.append(
             BalanceView(
-                account_id=account.id,
-                kind=account.kind.value,
-                code=account.code,
-                currency=account.currency,
-                balance=str(account.posted.amount),
-                available=str(account.available.amount),
+                account_id=row.id,
+                kind=row.kind,
+                code=row.code,
+                currency=row.currency,
+                balance=str(minor_to_decimal(totals.posted(normal), row.currency)),
+                available=str(minor_to_decimal(totals.available(normal), row.currency)),
             )
         )
     return views
 
 
-def _cursor(entry: LedgerTransfer) -> str:
+def _cursor(entry: AnyRow) -> str:
     return f"{entry.created_at.isoformat()}|{entry.id}"
 
 
@@ -109,7 +136,7 @@ async def history(
     if not accounts:
         return HistoryPage(entries=[], next_cursor=None)
     ids = list(accounts)
-    query = select(LedgerTransfer).where(
+    query = select(*HISTORY_COLUMNS).where(
         or_(LedgerTransfer.debit_account_id.in_(ids), LedgerTransfer.credit_account_id.in_(ids)),
         # A hold's resolution is shown by the hold's own state (posted or voided), not twice.
         LedgerTransfer.phase.in_(SHOWN_PHASES),
@@ -120,7 +147,7 @@ async def history(
             tuple_(LedgerTransfer.created_at, LedgerTransfer.id) < tuple_(at, transfer_id)
         )
     rows = (
-        await session.scalars(
+        await session.execute(
             query.order_by(LedgerTransfer.created_at.desc(), LedgerTransfer.id.desc()).limit(
                 limit + 1
             )
@@ -132,7 +159,7 @@ async def history(
         for account_id, sign in ((row.credit_account_id, 1), (row.debit_account_id, -1)):
             if account_id not in accounts:
                 continue
-            amount = Money.from_minor(sign * row.amount, row.currency).amount
+            amount = minor_to_decimal(sign * row.amount, row.currency)
             entries.append(
                 HistoryEntry(
                     transfer_id=row.id,
