@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy import Row, bindparam, or_, select, tuple_
+from sqlalchemy import BindParameter, Row, bindparam, or_, select, tuple_
 
 from fxcrm.api.deps import SessionDep, TraderDep
 from fxcrm.api.errors import Problem
@@ -49,34 +49,53 @@ class HistoryPage(BaseModel):
     next_cursor: str | None  # pass as `before` for the next page
 
 
-# The portal's most frequent reads: the statements are built once (not per request) and select
-# columns, not ORM objects, since nothing here is changed or related.
+# The portal's most frequent reads. The statements are built once, not per request, on the tables'
+# columns: rows, not ORM objects, since nothing here is changed or related.
+accounts = LedgerAccount.__table__.c
+transfers = LedgerTransfer.__table__.c
 CLIENT_ACCOUNTS = (
     select(
-        LedgerAccount.id,
-        LedgerAccount.kind,
-        LedgerAccount.code,
-        LedgerAccount.currency,
-        LedgerAccount.normal_balance,
-        LedgerAccount.debits_posted,
-        LedgerAccount.credits_posted,
-        LedgerAccount.debits_pending,
-        LedgerAccount.credits_pending,
+        accounts.id,
+        accounts.kind,
+        accounts.code,
+        accounts.currency,
+        accounts.normal_balance,
+        accounts.debits_posted,
+        accounts.credits_posted,
+        accounts.debits_pending,
+        accounts.credits_pending,
     )
-    .where(LedgerAccount.owner_id == bindparam("owner_id"), LedgerAccount.kind.in_(CLIENT_KINDS))
-    .order_by(LedgerAccount.kind, LedgerAccount.currency, LedgerAccount.code)
+    .where(accounts.owner_id == bindparam("owner_id"), accounts.kind.in_(CLIENT_KINDS))
+    .order_by(accounts.kind, accounts.currency, accounts.code)
 )
-HISTORY_COLUMNS = (
-    LedgerTransfer.id,
-    LedgerTransfer.created_at,
-    LedgerTransfer.kind,
-    LedgerTransfer.state,
-    LedgerTransfer.phase,
-    LedgerTransfer.debit_account_id,
-    LedgerTransfer.credit_account_id,
-    LedgerTransfer.currency,
-    LedgerTransfer.amount,
-    LedgerTransfer.reference,
+_IDS: BindParameter[list[str]] = bindparam("account_ids", expanding=True)
+HISTORY = (
+    select(
+        transfers.id,
+        transfers.created_at,
+        transfers.kind,
+        transfers.state,
+        transfers.phase,
+        transfers.debit_account_id,
+        transfers.credit_account_id,
+        transfers.currency,
+        transfers.amount,
+        transfers.reference,
+    )
+    .where(
+        or_(transfers.debit_account_id.in_(_IDS), transfers.credit_account_id.in_(_IDS)),
+        # A hold's resolution is shown by the hold's own state (posted or voided), not twice.
+        transfers.phase.in_(SHOWN_PHASES),
+    )
+    .order_by(transfers.created_at.desc(), transfers.id.desc())
+    .limit(bindparam("limit"))
+)
+HISTORY_BEFORE = HISTORY.where(
+    tuple_(transfers.created_at, transfers.id)
+    < tuple_(
+        bindparam("before_at", type_=transfers.created_at.type),
+        bindparam("before_id", type_=transfers.id.type),
+    )
 )
 
 
@@ -130,34 +149,21 @@ async def history(
 ) -> HistoryPage:
     """Every ledger movement of the trader's wallets and trading accounts, newest first; a held
     withdrawal shows as pending, then as posted or voided."""
-    accounts = {a.id: a for a in await _client_accounts(session, me.id)}
+    owned = {a.id: a for a in await _client_accounts(session, me.id)}
     if currency is not None:
-        accounts = {i: a for i, a in accounts.items() if a.currency == currency.upper()}
-    if not accounts:
+        owned = {i: a for i, a in owned.items() if a.currency == currency.upper()}
+    if not owned:
         return HistoryPage(entries=[], next_cursor=None)
-    ids = list(accounts)
-    query = select(*HISTORY_COLUMNS).where(
-        or_(LedgerTransfer.debit_account_id.in_(ids), LedgerTransfer.credit_account_id.in_(ids)),
-        # A hold's resolution is shown by the hold's own state (posted or voided), not twice.
-        LedgerTransfer.phase.in_(SHOWN_PHASES),
-    )
+    params: dict[str, Any] = {"account_ids": list(owned), "limit": limit + 1}
     if before is not None:
-        at, transfer_id = _parse_cursor(before)
-        query = query.where(
-            tuple_(LedgerTransfer.created_at, LedgerTransfer.id) < tuple_(at, transfer_id)
-        )
-    rows = (
-        await session.execute(
-            query.order_by(LedgerTransfer.created_at.desc(), LedgerTransfer.id.desc()).limit(
-                limit + 1
-            )
-        )
-    ).all()
+        params["before_at"], params["before_id"] = _parse_cursor(before)
+    statement = HISTORY if before is None else HISTORY_BEFORE
+    rows = (await session.execute(statement, params)).all()
     entries = []
     for row in rows[:limit]:
         # Between two of the trader's own accounts (a transfer) the entry shows on both sides.
         for account_id, sign in ((row.credit_account_id, 1), (row.debit_account_id, -1)):
-            if account_id not in accounts:
+            if account_id not in owned:
                 continue
             amount = minor_to_decimal(sign * row.amount, row.currency)
             entries.append(
