@@ -34,7 +34,12 @@ from fxcrm.api.routes import (
 )
 from fxcrm.core import temporal
 from fxcrm.core.config import Settings
-from fxcrm.core.db import create_engine, read_session_factory, session_factory
+from fxcrm.core.db import (
+    api_pool_options,
+    create_engine,
+    read_session_factory,
+    session_factory,
+)
 from fxcrm.core.fields import configure_field_cipher
 
 
@@ -63,7 +68,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.database_url, **api_pool_options(settings.database_url))
         app.state.sessions = session_factory(engine)
         app.state.read_sessions = read_session_factory(engine)
         owns_kyc = kyc is None
