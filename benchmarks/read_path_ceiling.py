@@ -15,14 +15,19 @@ from typing import Any
 
 import jwt
 from fastapi import FastAPI, Header, HTTPException
-from sqlalchemy import bindparam, text
+from sqlalchemy import DateTime, bindparam, text
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from fxcrm.core.db import api_pool_options
 
 SECRET = os.environ["FXCRM_SECRET_KEY"]
 # The primary-key lookup of the caller that fxcrm's principal check does on every request; "0"
 # leaves it out (to compare with an fxcrm that does not check the subject in the database).
 SUBJECT_CHECK = os.environ.get("CEILING_SUBJECT_CHECK", "1") == "1"
-engine = create_async_engine(os.environ["DATABASE_URL"])
+# The same pool settings as fxcrm's API, so the two differ by their code, not by their pools.
+engine = create_async_engine(
+    os.environ["DATABASE_URL"], **api_pool_options(os.environ["DATABASE_URL"])
+)
 app = FastAPI()
 
 TRADER = text("SELECT id FROM traders WHERE id = :id")
@@ -32,12 +37,16 @@ ACCOUNTS = text(
     " WHERE owner_id = :owner AND kind IN ('client_wallet', 'client_trading')"
     " ORDER BY kind, currency, code"
 )
-HISTORY = text(
-    "SELECT id, created_at, kind, state, phase, debit_account_id, credit_account_id, currency,"
-    " amount, reference FROM ledger_transfers"
-    " WHERE (debit_account_id IN :ids OR credit_account_id IN :ids)"
-    " AND phase IN ('single', 'pending') ORDER BY created_at DESC, id DESC LIMIT :limit"
-).bindparams(bindparam("ids", expanding=True))
+HISTORY = (
+    text(
+        "SELECT id, created_at, kind, state, phase, debit_account_id, credit_account_id, currency,"
+        " amount, reference FROM ledger_transfers"
+        " WHERE (debit_account_id IN :ids OR credit_account_id IN :ids)"
+        " AND phase IN ('single', 'pending') ORDER BY created_at DESC, id DESC LIMIT :limit"
+    )
+    .bindparams(bindparam("ids", expanding=True))
+    .columns(created_at=DateTime())
+)
 SCALE = {"USD": 2, "EUR": 2, "JPY": 0}
 
 
@@ -107,7 +116,7 @@ async def history(authorization: str | None = Header(None), limit: int = 50) -> 
                 entries.append(
                     {
                         "transfer_id": r.id,
-                        "created_at": str(r.created_at),
+                        "created_at": r.created_at.isoformat(),
                         "kind": r.kind,
                         "state": r.state,
                         "phase": r.phase,
@@ -118,5 +127,5 @@ async def history(authorization: str | None = Header(None), limit: int = 50) -> 
                     }
                 )
     more = len(rows) > limit
-    cursor = f"{rows[limit - 1].created_at}|{rows[limit - 1].id}" if more else None
+    cursor = f"{rows[limit - 1].created_at.isoformat()}|{rows[limit - 1].id}" if more else None
     return {"entries": entries, "next_cursor": cursor}

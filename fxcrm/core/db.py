@@ -60,7 +60,10 @@ def _sqlite_begin_immediate(conn: Any) -> None:
     # with "database is locked" when a reader upgrades to a writer mid-transaction. Sessions made
     # by read_session_factory only read: WAL lets them run beside the writer, so they don't queue.
     if conn.get_execution_options().get(READ_ONLY):
-        conn.exec_driver_sql("BEGIN")
+        # A deferred BEGIN takes no lock and cannot fail on one, so it goes straight to the
+        # driver: one trip to aiosqlite's thread instead of three (cursor, execute, close),
+        # which was a tenth of the time of a portal read.
+        conn.connection.dbapi_connection.run_async(lambda driver: driver.execute("BEGIN"))
     else:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
