@@ -45,6 +45,7 @@ benchmarks: install
 	$(UV) run --frozen python benchmarks/onboarding.py
 	$(UV) run --frozen python benchmarks/ingestion.py
 	$(UV) run --frozen python benchmarks/sync_lag.py
+	$(UV) run --frozen python benchmarks/read_path.py
 
 clean:
 	rm -rf var .venv $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

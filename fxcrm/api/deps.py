@@ -65,7 +65,9 @@ class Principal(BaseModel):
         return brand_id in self.brand_ids
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies are `async def` even when they only read app state: FastAPI runs a plain `def`
+# dependency on its thread pool, a thread hop that cost more than the rest of the dependency.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -91,12 +93,12 @@ async def get_temporal(request: Request) -> Client:
     return client
 
 
-def get_kyc(request: Request) -> KycProvider:
+async def get_kyc(request: Request) -> KycProvider:
     kyc: KycProvider = request.app.state.kyc
     return kyc
 
 
-def get_psps(request: Request) -> PspRegistry:
+async def get_psps(request: Request) -> PspRegistry:
     psps: PspRegistry = request.app.state.psps
     return psps
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from temporalio.client import Client
 
@@ -18,6 +16,7 @@ from fxcrm.api.docs import install_docs
 from fxcrm.api.errors import install_error_handlers
 from fxcrm.api.middleware import ProblemForTooLarge, SecurityHeaders, WriteRateLimit
 from fxcrm.api.openapi import install_openapi
+from fxcrm.api.request_context import RequestContextMiddleware
 from fxcrm.api.routes import (
     accounts,
     audit,
@@ -40,7 +39,12 @@ from fxcrm.api.routes import (
 )
 from fxcrm.core import temporal
 from fxcrm.core.config import Settings
-from fxcrm.core.db import create_engine, read_session_factory, session_factory
+from fxcrm.core.db import (
+    api_pool_options,
+    create_engine,
+    read_session_factory,
+    session_factory,
+)
 from fxcrm.core.fields import configure_field_cipher
 from fxcrm.core.ratelimit import RateLimiter, build_rate_limiter
 
@@ -71,7 +75,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.database_url, **api_pool_options(settings.database_url))
         app.state.sessions = session_factory(engine)
         app.state.read_sessions = read_session_factory(engine)
         owns_kyc = kyc is None
@@ -97,16 +101,7 @@ def create_app(
     install_error_handlers(app)
     install_openapi(app)
 
-    @app.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request_id
-        return response
+    app.add_middleware(RequestContextMiddleware)
 
     # The last added is the outermost: security headers on every answer (429 and 413 too), 413s
     # as problem details, the write rate limit, then the body limit, which refuses a body as it

@@ -104,6 +104,9 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Processes serving the API (uvicorn workers): one event loop uses one core at most. `make dev`
+    # uses up to two when not set (dev_api_workers); production may instead run more replicas.
+    api_workers: int = Field(default=1, ge=1, le=64)
     log_json: bool | None = None  # None: JSON unless stdout is a terminal
 
     @model_validator(mode="after")

@@ -29,6 +29,21 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(database_url, pool_pre_ping=True, **kwargs)
 
 
+# The API's connections to SQLite, per process: a few, and no overflow. Each aiosqlite connection is a
+# thread; with more of them the threads contend for the GIL, and overflow connections opened and
+# closed under sustained load (with their PRAGMAs) cost more than the wait for a pooled one. With 4
+# and no overflow the portal's reads served 1.4-1.9x the requests/s of the default (5 + 10
+# overflow) at 100 clients, with a third of the p99. A request holds at most one connection.
+SQLITE_API_POOL = {"pool_size": 4, "max_overflow": 0}
+
+
+def api_pool_options(database_url: str) -> dict[str, Any]:
+    """Pool settings for the API's engine (create_engine's keyword arguments)."""
+    if make_url(database_url).get_backend_name() == "sqlite":
+        return dict(SQLITE_API_POOL)
+    return {}
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy emit BEGIN itself (see _sqlite_begin_immediate) and keep WAL for concurrency.
     dbapi_connection.isolation_level = None
@@ -45,7 +60,10 @@ def _sqlite_begin_immediate(conn: Any) -> None:
     # with "database is locked" when a reader upgrades to a writer mid-transaction. Sessions made
     # by read_session_factory only read: WAL lets them run beside the writer, so they don't queue.
     if conn.get_execution_options().get(READ_ONLY):
-        conn.exec_driver_sql("BEGIN")
+        # A deferred BEGIN takes no lock and cannot fail on one, so it goes straight to the
+        # driver: one trip to aiosqlite's thread instead of three (cursor, execute, close),
+        # which was a tenth of the time of a portal read.
+        conn.connection.dbapi_connection.run_async(lambda driver: driver.execute("BEGIN"))
     else:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 

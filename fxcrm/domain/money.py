@@ -35,6 +35,12 @@ class AmountError(ValueError):
         self.code = code
 
 
+def minor_to_decimal(minor: int, currency: str) -> Decimal:
+    """The decimal amount of `minor` units of `currency` (12345 USD cents: 123.45), without
+    building a Money (read paths format many of them)."""
+    return Decimal(minor).scaleb(-CURRENCY_SCALE[currency.upper()])
+
+
 class Money(BaseModel):
     """An amount in one currency. Never a float: built from str, int or Decimal."""
 
@@ -98,8 +104,7 @@ class Money(BaseModel):
 
     @classmethod
     def from_minor(cls, minor: int, currency: str) -> Money:
-        scale = CURRENCY_SCALE[currency.upper()]
-        return cls(amount=Decimal(minor).scaleb(-scale), currency=currency)
+        return cls(amount=minor_to_decimal(minor, currency), currency=currency)
 
     def rounded(self) -> Money:
         quantum = Decimal(1).scaleb(-self.scale)

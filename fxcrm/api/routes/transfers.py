@@ -59,7 +59,7 @@ router = APIRouter(prefix="/portal", tags=["transfers"])
 WORKFLOW_NAME = "TransferWorkflow"
 
 
-def get_rates(request: Request) -> RateSource:
+async def get_rates(request: Request) -> RateSource:
     """The configured rate source: a price feed set as app.state.fx_rates, else the table."""
     rates: RateSource = getattr(request.app.state, "fx_rates", DEFAULT_SOURCE)
     return rates
