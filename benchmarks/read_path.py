@@ -83,7 +83,8 @@ async def seed(database_url: str, traders: int, history: int) -> list[str]:
             ids = await _seed_batch(
                 sessions, brand_id, run, range(start, min(traders, start + BATCH)), history
             )
-            claims = {"kind": "trader", "role": "trader", "brands": [brand_id]}
+            # A new subject's token version is 0 (fxcrm.api.subjects checks it per request).
+            claims = {"kind": "trader", "role": "trader", "brands": [brand_id], "ver": 0}
             tokens += [issue_token(DEV_SECRET_KEY, i, claims, 24 * 60) for i in ids]
         return tokens
     finally:

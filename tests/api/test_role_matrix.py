@@ -74,9 +74,9 @@ class RouteProbe:
     def __init__(self) -> None:
         self.route: Any = None
 
-    def __call__(self, request: Request) -> Settings:
+    async def __call__(self, request: Request) -> Settings:
         self.route = request.scope.get("route")
-        return get_settings(request)
+        return await get_settings(request)
 
 
 @pytest.fixture
