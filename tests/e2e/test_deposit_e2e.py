@@ -79,9 +79,11 @@ async def test_card_deposits_to_wallet_and_mt5_account_complete_exactly_once(
     assert await deposit_transfers(stack, to_wallet.json()["id"]) == [
         f"deposit:{to_wallet.json()['id']}"
     ]
+    # Credit, the hold for the account made with it, the hold posted after the platform credit.
     assert await deposit_transfers(stack, account_id) == [
         f"deposit:{account_id}",
         f"deposit:{account_id}:to-account",
+        f"deposit:{account_id}:to-account:post",
     ]
     wallet, mirror, mt5 = await _balances(stack, trader_id, account)
     assert (wallet, mirror, mt5) == (Decimal("150.00"), Decimal("250.00"), Decimal("250.00"))
@@ -138,6 +140,7 @@ async def test_duplicate_and_out_of_order_webhooks_still_credit_once(stack: Stac
     assert await deposit_transfers(stack, view["id"]) == [
         f"deposit:{view['id']}",
         f"deposit:{view['id']}:to-account",
+        f"deposit:{view['id']}:to-account:post",
     ]
     wallet, mirror, mt5 = await _balances(stack, trader_id, account)
     assert (wallet, mirror, mt5) == (Decimal(0), Decimal("300.00"), Decimal("300.00"))
