@@ -15,6 +15,7 @@ import random
 import signal
 import subprocess
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -307,6 +308,8 @@ async def test_money_survives_chaos(stack_without_worker: Stack, tmp_path: Path)
         k: sum(1 for p in payments if p.kind == k) for k in ("deposit", "withdrawal", "transfer")
     }
     print(f"seed {seed}: {len(payments)} payments {kinds}, worker killed {worker.kills} times")
+    refused = Counter(f"{kind} {status} {code}" for b in books for kind, status, code in b.refused)
+    print(f"seed {seed}: refused at the API {dict(refused)}")
     assert len(payments) >= 150 and worker.kills >= 3
     assert report.ok, report.model_dump()
     assert open_holds == 0
