@@ -76,8 +76,18 @@ class Worker:
 
 
 async def _psp_faults(http: httpx.AsyncClient, psp_url: str, **faults: bool) -> None:
-    response = await http.post(f"{psp_url}/_sim/faults", json=faults)
-    response.raise_for_status()
+    # Setting flags is idempotent: resend when the simulator closed the idle keep-alive connection
+    # (uvicorn does after 5 s, about the chaos loop's pace) just as the request went out.
+    for attempt in range(3):
+        try:
+            response = await http.post(f"{psp_url}/_sim/faults", json=faults)
+        except httpx.TransportError:
+            if attempt == 2:
+                raise
+            await asyncio.sleep(0.2)
+            continue
+        response.raise_for_status()
+        return
 
 
 async def _traders(stack: Stack) -> list[Book]:
