@@ -40,6 +40,9 @@ DEPOSITS_PER_TRADER = 20
 TRANSFERS_PER_TRADER = 10
 WITHDRAWALS_PER_TRADER = 5
 CHAOS_SECONDS = 25.0
+# A transfer or withdrawal refused for funds is tried again this often, this long apart.
+BROKE_RETRIES = 3
+BROKE_WAIT = 1.5
 
 
 @dataclass
@@ -101,15 +104,27 @@ async def _traders(stack: Stack) -> list[Book]:
 
 async def _post(stack: Stack, book: Book, kind: str, path: str, body: dict[str, Any]) -> None:
     headers = {**bearer(book.token), **key()}
-    for _ in range(3):
+    lost = broke = 0
+    while True:
         try:
             response = await stack.http.post(path, json=body, headers=headers)
         except httpx.TransportError:
+            lost += 1
+            if lost == 3:
+                return
             await asyncio.sleep(0.5)
             continue  # the same Idempotency-Key: a retry can never make a second payment
-        if response.status_code >= 400:
-            book.refused.append((kind, response.status_code, response.json().get("code", "")))
         assert response.status_code < 500, response.text
+        code = response.json().get("code", "") if response.status_code >= 400 else ""
+        if code == "insufficient_funds" and broke < BROKE_RETRIES:
+            # Like a trader whose deposit has not landed yet: try again a little later (the
+            # refusal stored nothing). Money on its way to a trading account is not available.
+            broke += 1
+            headers = {**bearer(book.token), **key()}
+            await asyncio.sleep(BROKE_WAIT)
+            continue
+        if response.status_code >= 400:
+            book.refused.append((kind, response.status_code, code))
         return
 
 
