@@ -284,8 +284,10 @@ async def test_money_survives_chaos(stack_without_worker: Stack, tmp_path: Path)
         async def settled() -> bool:
             return not await _unfinished(stack, [b.trader_id for b in books])
 
+        calm = time.perf_counter()
         try:
             await eventually(settled, within=240, interval=1.0)
+            print(f"seed {seed}: all final {time.perf_counter() - calm:.0f} s after the faults")
         except AssertionError:
             pytest.fail(
                 f"seed {seed}: not final: {(await _unfinished(stack, [b.trader_id for b in books]))[:10]}\n"
