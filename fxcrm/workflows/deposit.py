@@ -42,7 +42,9 @@ with workflow.unsafe.imports_passed_through():
     )
 
 ACTIVITY_TIMEOUT = timedelta(seconds=60)
-RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
+# Retried every 10 s at most: a deposit waits no more than that after the PSP, the database or the
+# worker is back (at one minute, a deposit held up by a fault landed minutes late).
+RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10))
 # Polling fallback when no webhook comes: first after 30 s, then doubling up to 10 minutes.
 POLL_FIRST = timedelta(seconds=30)
 POLL_MAX = timedelta(minutes=10)

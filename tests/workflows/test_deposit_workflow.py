@@ -52,6 +52,7 @@ class FakePsp:
         self.platform_down_for: int | None = 0  # attempts that fail as an outage; None: all
         self.posted_anyway = False  # what the look for our reference finds
         self.complete_down_for = 0  # attempts of complete_account_deposit that fail
+        self.create_down_for = 0  # attempts of create_psp_payment that fail (PSP outage)
         self.calls: list[str] = []
         self.credits: list[CreditInput] = []
         self.moves: list[PlatformMove] = []
@@ -72,6 +73,8 @@ class FakePsp:
         @activity.defn(name="create_psp_payment")
         async def create_psp_payment(ref: PaymentRef) -> PspPaymentOut:
             self.calls.append("create")
+            if self.calls.count("create") <= self.create_down_for:
+                raise ApplicationError("sim POST /payments: timed out", type="Psp.timeout")
             recorded = "failed" if self.created == PaymentStatus.FAILED else "pending"
             return self._out(self.created, recorded)
 
@@ -407,3 +410,21 @@ async def test_the_ledger_step_after_an_outage_is_retried_every_ten_seconds_at_m
     assert "lookup" not in fake.calls
     # Backoff 1+2+4+8 s on the platform, 1+2+4+8+10+10+10+10 s on the ledger.
     assert _time_after_credited(state.history) < timedelta(seconds=75)
+
+
+async def test_a_deposit_goes_on_within_ten_seconds_once_the_psp_is_back(
+    env: WorkflowEnvironment,
+) -> None:
+    # The PSP times out 8 times: retries wait at most 10 s (1+2+4+8+10+10+10+10 s), so the
+    # deposit is credited under a minute after the outage began (183 s at one minute a retry).
+    fake = FakePsp(PaymentStatus.SUCCEEDED)
+    fake.create_down_for = 8
+    worker, handle = await _start(env, fake)
+    async with worker:
+        result = await handle.result()
+        state = await handle.query(DepositWorkflow.state)
+    assert result.status == "completed"
+    assert fake.calls.count("create") == 9
+    started = datetime.fromisoformat(state.history[0]["at"])
+    ended = datetime.fromisoformat(state.history[-1]["at"])
+    assert ended - started < timedelta(seconds=75)
