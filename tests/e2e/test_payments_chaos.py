@@ -41,8 +41,8 @@ TRANSFERS_PER_TRADER = 10
 WITHDRAWALS_PER_TRADER = 5
 CHAOS_SECONDS = 25.0
 # A transfer or withdrawal refused for funds is tried again this often, this long apart.
-BROKE_RETRIES = 3
-BROKE_WAIT = 1.5
+BROKE_RETRIES = 5
+BROKE_WAIT = 2.0
 
 
 @dataclass
