@@ -138,6 +138,7 @@ def build_worker(
             pnl.post_trading_pnl,
             ib_accrual.accrue_deals,
             money.move_platform_balance,
+            money.find_platform_balance,
             reconciliation.fetch_settlement_report,
             reconciliation.reconcile_day,
             chargebacks.assess_reversal,

@@ -4,10 +4,14 @@ so a retry after any crash changes nothing twice.
 
 Money moves in three commits, each whole or not at all:
 1. credit_deposit: PSP clearing → wallet (`deposit:{payment}`), FTD mark, status credited/completed;
+   for a trading-account target also a pending wallet → trading mirror hold
+   (`deposit:{payment}:to-account`), so nothing else (a transfer, a withdrawal, a chargeback) can
+   spend the money while the platform credit is under way;
 2. (account target) MoneyActivities.move_platform_balance: the platform deposit, retry-safe by ref;
-3. complete_account_deposit: wallet → trading mirror (`deposit:{payment}:to-account`), completed.
-A crash between 2 and 3 retries 3; a platform refusal after 1 leaves the money in the wallet
-(credit_failed, alerted). The platform balance equals its mirror once 3 has run.
+3. complete_account_deposit: the hold posted (`…:to-account:post`), completed.
+A crash between 2 and 3 retries 3, which cannot be refused for funds; a platform refusal after 1
+voids the hold (`…:to-account:void`) and leaves the money in the wallet (credit_failed, alerted).
+The platform balance equals its mirror once 3 has run.
 """
 
 from __future__ import annotations
@@ -40,12 +44,12 @@ from fxcrm.adapters.psp.base import (
 )
 from fxcrm.adapters.psp.registry import PspRegistry
 from fxcrm.core.db import transaction
-from fxcrm.domain.ledger import LedgerError, TransferKind
+from fxcrm.domain.ledger import LedgerError, TransferKind, TransferPhase, TransferState
 from fxcrm.domain.money import Money
 from fxcrm.domain.money_text import amount_text
 from fxcrm.domain.payments import DepositStatus, RiskFlag
-from fxcrm.ledger import TransferRequest, transfer
-from fxcrm.models import Payment, Trader, TradingAccount
+from fxcrm.ledger import TransferRequest, post_pending, transfer, void_pending
+from fxcrm.models import LedgerTransfer, Payment, Trader, TradingAccount
 from fxcrm.workflows.deposit_types import (
     CompleteInput,
     CreditFailedInput,
@@ -196,7 +200,7 @@ class DepositActivities:
                 )
             target = await self._target_account(session, payment)
             if payment.status in (DepositStatus.CREATED, DepositStatus.PENDING):
-                await self._post_credit(session, payment, asked, amount, to_account=bool(target))
+                await self._post_credit(session, payment, asked, amount, target)
             elif payment.status not in (DepositStatus.CREDITED, DepositStatus.COMPLETED):
                 raise ApplicationError(
                     f"payment {payment.id} is {payment.status}: not credited",
@@ -219,8 +223,7 @@ class DepositActivities:
         payment: Payment,
         asked: Money,
         amount: Money,
-        *,
-        to_account: bool,
+        target: TradingAccount | None,
     ) -> None:
         clearing = await psp_clearing_account(
             session, payment.brand_id, payment.psp or "sim", payment.currency
@@ -241,6 +244,9 @@ class DepositActivities:
                     details={"payment_id": payment.id, "method": payment.method},
                 ),
             )
+            if target is not None:
+                mirror = await trading_mirror_account(session, target)
+                await transfer(session, _to_account(payment, wallet, mirror, amount, pending=True))
         except LedgerError as exc:
             raise ledger_failure(exc) from exc
         flags = list(payment.risk_flags or [])
@@ -249,7 +255,7 @@ class DepositActivities:
         await set_status(
             session,
             payment,
-            DepositStatus.CREDITED if to_account else DepositStatus.COMPLETED,
+            DepositStatus.CREDITED if target is not None else DepositStatus.COMPLETED,
             amount_received=amount.to_minor(),
             is_ftd=await _first_deposit(session, payment),
             risk_flags=flags,
@@ -271,8 +277,8 @@ class DepositActivities:
 
     @activity.defn
     async def complete_account_deposit(self, inp: CompleteInput) -> StatusOut:
-        """After the platform credit: wallet → trading mirror and completed, in one transaction,
-        so the mirror follows the platform balance exactly once."""
+        """After the platform credit: the wallet → trading mirror hold posted and completed, in one
+        transaction, so the mirror follows the platform balance exactly once."""
         async with transaction(self._sessions) as session:
             payment = await load_payment(session, inp.payment_id, lock=True)
             if payment.status == DepositStatus.COMPLETED:
@@ -286,23 +292,17 @@ class DepositActivities:
             account = await self._target_account(session, payment)
             assert account is not None
             amount = Money.from_minor(payment.amount_received or payment.amount, payment.currency)
-            wallet = await wallet_account(
-                session, payment.brand_id, payment.trader_id, payment.currency
-            )
-            mirror = await trading_mirror_account(session, account)
+            hold = await _account_hold(session, payment)
             try:
-                await transfer(
-                    session,
-                    TransferRequest(
-                        idempotency_key=f"deposit:{payment.id}:to-account",
-                        debit_account_id=wallet,
-                        credit_account_id=mirror,
-                        amount=amount,
-                        kind=TransferKind.TRANSFER,
-                        reference=platform_ref("dep", payment.id),
-                        details={"payment_id": payment.id, "platform_ticket": inp.platform_ticket},
-                    ),
-                )
+                if hold is not None:
+                    await post_pending(session, hold.id, f"{to_account_key(payment.id)}:post")
+                else:
+                    # Credited before the hold existed: move it now, as it was done then.
+                    wallet = await wallet_account(
+                        session, payment.brand_id, payment.trader_id, payment.currency
+                    )
+                    mirror = await trading_mirror_account(session, account)
+                    await transfer(session, _to_account(payment, wallet, mirror, amount))
             except LedgerError as exc:
                 raise ledger_failure(exc) from exc
             details = {**(payment.details or {}), "platform_ticket": inp.platform_ticket}
@@ -314,6 +314,12 @@ class DepositActivities:
         """The platform would not take the money: it stays in the wallet, finance is alerted."""
         async with transaction(self._sessions) as session:
             payment = await load_payment(session, inp.payment_id, lock=True)
+            hold = await _account_hold(session, payment)
+            if hold is not None and hold.state == TransferState.PENDING:
+                try:
+                    await void_pending(session, hold.id, f"{to_account_key(payment.id)}:void")
+                except LedgerError as exc:
+                    raise ledger_failure(exc) from exc
             await _fail(
                 session, payment, DepositStatus.CREDIT_FAILED, "platform_credit_failed", inp.reason
             )
@@ -338,6 +344,37 @@ class DepositActivities:
             payment = await load_payment(session, inp.payment_id, lock=True)
             await _fail(session, payment, inp.status, inp.failure_code, inp.reason)
             return StatusOut(status=payment.status)
+
+
+def to_account_key(payment_id: str) -> str:
+    """The wallet → trading mirror move of an account deposit: a hold, or (before holds) posted."""
+    return f"deposit:{payment_id}:to-account"
+
+
+def _to_account(
+    payment: Payment, wallet: str, mirror: str, amount: Money, *, pending: bool = False
+) -> TransferRequest:
+    return TransferRequest(
+        idempotency_key=to_account_key(payment.id),
+        debit_account_id=wallet,
+        credit_account_id=mirror,
+        amount=amount,
+        kind=TransferKind.TRANSFER,
+        pending=pending,
+        reference=platform_ref("dep", payment.id),
+        details={"payment_id": payment.id},
+    )
+
+
+async def _account_hold(session: AsyncSession, payment: Payment) -> LedgerTransfer | None:
+    """The pending wallet → mirror transfer made at the credit (None for a payment credited before
+    holds were made, or to the wallet)."""
+    return await session.scalar(
+        select(LedgerTransfer).where(
+            LedgerTransfer.idempotency_key == to_account_key(payment.id),
+            LedgerTransfer.phase == TransferPhase.PENDING.value,
+        )
+    )
 
 
 async def _fail(

@@ -266,3 +266,17 @@ class MoneyActivities:
             posted_now=posted,
         )
         return PlatformMoved(ticket=op.ticket, amount=op.amount, posted_now=posted)
+
+    @activity.defn
+    async def find_platform_balance(self, move: PlatformMove) -> PlatformMoved | None:
+        """Only looks: the operation with our reference, or None. A caller that gave up on
+        `move_platform_balance` asks this before booking the move as not made, so an attempt
+        that posted and then timed out is not missed."""
+        gateway = await self._platforms.get(move.server_id)
+        try:
+            op = await gateway.find_balance_op(move.login, move.ref, move.since)
+        except PlatformError as exc:
+            raise platform_failure(exc) from exc
+        if op is None:
+            return None
+        return PlatformMoved(ticket=op.ticket, amount=op.amount, posted_now=False)

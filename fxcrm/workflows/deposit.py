@@ -14,11 +14,16 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from fxcrm.activities.deposits import DepositActivities
-    from fxcrm.activities.money import MoneyActivities, PlatformMove, platform_ref
+    from fxcrm.activities.money import (
+        MoneyActivities,
+        PlatformMove,
+        PlatformMoved,
+        platform_ref,
+    )
     from fxcrm.adapters.platforms.base import BalanceOpKind
     from fxcrm.adapters.psp.base import PaymentStatus, PspEvent
     from fxcrm.core.temporal import STAGE
@@ -37,18 +42,34 @@ with workflow.unsafe.imports_passed_through():
     )
 
 ACTIVITY_TIMEOUT = timedelta(seconds=60)
-RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
+# Retried every 10 s at most: a deposit waits no more than that after the PSP, the database or the
+# worker is back (at one minute, a deposit held up by a fault landed minutes late).
+RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10))
 # Polling fallback when no webhook comes: first after 30 s, then doubling up to 10 minutes.
 POLL_FIRST = timedelta(seconds=30)
 POLL_MAX = timedelta(minutes=10)
 # A poll that cannot reach the PSP gives up quietly; the next poll or webhook asks again.
 FETCH_BUDGET = timedelta(minutes=5)
-# The platform credit is retried for a few minutes; past that the money stays in the wallet.
-PLATFORM_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(minutes=1),
-    maximum_attempts=12,
+# After `credited` (trading-account target) every step is bounded, so a deposit reaches completed
+# or credit_failed within POST_CREDIT_BOUND whatever the platform does, while the worker runs and
+# the database answers:
+# - the platform credit: attempts of at most 30 s, retried every <= 10 s, for PLATFORM_BUDGET (90 s);
+#   a refusal ends it at once (credit_failed);
+# - past the budget, a look for our reference (LOOKUP_BUDGET, 30 s): an attempt that posted and
+#   then timed out is found and completed; never booked as not made while it is on the platform;
+# - the ledger step (complete or credit_failed): the money was held for the account at the credit,
+#   so no transfer, withdrawal or chargeback can make it fail; a first attempt takes well under 1 s.
+# 90 + 30 s and a few fast workflow tasks: under 2.5 min. A worker crash adds at most one lost
+# attempt (30 s start-to-close + 10 s interval) or one workflow task (10 s): still under 3 min.
+# Once faults stop, a credited deposit finishes within one lost attempt and one interval: ~50 s.
+STEP_TIMEOUT = timedelta(seconds=30)
+STEP_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10)
 )
+PLATFORM_BUDGET = timedelta(seconds=90)
+LOOKUP_TIMEOUT = timedelta(seconds=15)
+LOOKUP_BUDGET = timedelta(seconds=30)
+POST_CREDIT_BOUND = timedelta(minutes=3)
 
 SETTLED = {PaymentStatus.SUCCEEDED, PaymentStatus.UNDERPAID}
 UNPAID = {
@@ -143,7 +164,8 @@ class DepositWorkflow:
         return psp
 
     async def _credit_trading_account(self, inp: DepositInput, credit: CreditOut) -> None:
-        """The platform first (retry-safe by our reference), then the ledger's wallet → mirror."""
+        """The platform first (retry-safe by our reference), then the ledger's hold posted; each
+        step bounded (see POST_CREDIT_BOUND)."""
         assert credit.server_id is not None and credit.login is not None
         assert credit.since is not None
         move = PlatformMove(
@@ -154,25 +176,50 @@ class DepositWorkflow:
             ref=platform_ref("dep", inp.payment_id),
             since=credit.since,
         )
+        moved: PlatformMoved | None = None
         try:
             moved = await workflow.execute_activity_method(
                 MoneyActivities.move_platform_balance,
                 move,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=PLATFORM_RETRY,
+                start_to_close_timeout=STEP_TIMEOUT,
+                schedule_to_close_timeout=PLATFORM_BUDGET,
+                retry_policy=STEP_RETRY,
             )
         except ActivityError as exc:
-            failed = await self._act(
+            reason = _reason(exc)
+            if not _refused(exc):
+                moved, reason = await self._look_for_credit(move, reason)
+        if moved is None:
+            failed = await self._step(
                 DepositActivities.mark_credit_failed,
-                CreditFailedInput(payment_id=inp.payment_id, reason=_reason(exc)),
+                CreditFailedInput(payment_id=inp.payment_id, reason=reason),
             )
             await self._set_status(failed.status)
             return
-        done = await self._act(
+        done = await self._step(
             DepositActivities.complete_account_deposit,
             CompleteInput(payment_id=inp.payment_id, platform_ticket=moved.ticket),
         )
         await self._set_status(done.status)
+
+    async def _look_for_credit(
+        self, move: PlatformMove, reason: str
+    ) -> tuple[PlatformMoved | None, str]:
+        """The platform never answered yes within the budget: did an attempt post anyway?"""
+        try:
+            found = await workflow.execute_activity_method(
+                MoneyActivities.find_platform_balance,
+                move,
+                start_to_close_timeout=LOOKUP_TIMEOUT,
+                schedule_to_close_timeout=LOOKUP_BUDGET,
+                retry_policy=STEP_RETRY,
+            )
+        except ActivityError as exc:
+            return None, (
+                f"{reason}; the platform could not be asked whether {move.ref} was posted "
+                f"({_reason(exc)}): check it before crediting again"
+            )
+        return found, reason
 
     async def _finish_unpaid(
         self, inp: DepositInput, status: DepositStatus, code: str, reason: str
@@ -246,6 +293,12 @@ class DepositWorkflow:
             failure_code=self._state.failure_code,
         )
 
+    async def _step(self, method: Callable[[Any, InT], Awaitable[OutT]], arg: InT) -> OutT:
+        """A ledger step after the credit: short attempts, short intervals (POST_CREDIT_BOUND)."""
+        return await workflow.execute_activity_method(
+            method, arg, start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY
+        )
+
     async def _act(
         self,
         method: Callable[[Any, InT], Awaitable[OutT]],
@@ -260,6 +313,11 @@ class DepositWorkflow:
             schedule_to_close_timeout=schedule_to_close,
             retry_policy=RETRY,
         )
+
+
+def _refused(exc: ActivityError) -> bool:
+    """The platform said no (a non-retryable `Platform.*` error): nothing was posted."""
+    return isinstance(exc.cause, ApplicationError) and exc.cause.non_retryable
 
 
 def _reason(exc: ActivityError) -> str:

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from fxcrm.domain.ledger import client_trading_code, client_wallet_code
 from fxcrm.ledger import account_by_code, check_invariants
 from fxcrm.models import Payment, PaymentAlert, ProviderWebhook, TradingAccount
+from tests.e2e.faults import SlowResponses
 from tests.e2e.money import active_trader
 from tests.e2e.payments import (
     CARD_3DS,
@@ -26,6 +27,7 @@ from tests.e2e.payments import (
     wait_payment,
 )
 from tests.e2e.stack import Stack, eventually
+from tests.e2e.transfers import post_transfer
 
 
 @pytest.fixture
@@ -79,9 +81,11 @@ async def test_card_deposits_to_wallet_and_mt5_account_complete_exactly_once(
     assert await deposit_transfers(stack, to_wallet.json()["id"]) == [
         f"deposit:{to_wallet.json()['id']}"
     ]
+    # Credit, the hold for the account made with it, the hold posted after the platform credit.
     assert await deposit_transfers(stack, account_id) == [
         f"deposit:{account_id}",
         f"deposit:{account_id}:to-account",
+        f"deposit:{account_id}:to-account:post",
     ]
     wallet, mirror, mt5 = await _balances(stack, trader_id, account)
     assert (wallet, mirror, mt5) == (Decimal("150.00"), Decimal("250.00"), Decimal("250.00"))
@@ -138,6 +142,44 @@ async def test_duplicate_and_out_of_order_webhooks_still_credit_once(stack: Stac
     assert await deposit_transfers(stack, view["id"]) == [
         f"deposit:{view['id']}",
         f"deposit:{view['id']}:to-account",
+        f"deposit:{view['id']}:to-account:post",
     ]
     wallet, mirror, mt5 = await _balances(stack, trader_id, account)
     assert (wallet, mirror, mt5) == (Decimal(0), Decimal("300.00"), Decimal("300.00"))
+
+
+async def test_a_transfer_while_the_platform_is_slow_cannot_strand_an_account_deposit(
+    stack: Stack,
+) -> None:
+    # The chaos run's deposit stuck in `credited`: MT5 answered late, the trader moved the
+    # deposit's money out of the wallet meanwhile, and the completion (wallet → mirror) was refused
+    # for funds: the workflow failed with the platform credited and the mirror not.
+    trader_id, token, account = await active_trader(stack)
+    slow = stack.mt5.app
+    assert isinstance(slow, SlowResponses)
+    slow.delay_paths["/api/trade/balance"] = 6.0
+    try:
+        made = await deposit(
+            stack.http, token, deposit_body("100.00", target={"account_id": account["account_id"]})
+        )
+        assert made.status_code == 201, made.text
+        payment_id = made.json()["id"]
+        await wait_payment(stack, token, payment_id, "credited")
+        # The money is held for the account: the wallet has none of it to give.
+        spent = await post_transfer(
+            stack.http,
+            token,
+            {
+                "amount": "100.00",
+                "currency": "USD",
+                "source": "wallet",
+                "target": {"account_id": account["account_id"]},
+            },
+        )
+        assert spent.status_code == 422, spent.text
+        assert spent.json()["code"] == "insufficient_funds"
+    finally:
+        slow.delay_paths.clear()
+    await wait_payment(stack, token, payment_id, "completed", within=60)
+    wallet, mirror, mt5 = await _balances(stack, trader_id, account)
+    assert (wallet, mirror, mt5) == (Decimal(0), Decimal("100.00"), Decimal("100.00"))

@@ -1,6 +1,6 @@
 """DepositWorkflow with fake activities on the time-skipping test server: success to the wallet and
 to a trading account, decline, expiry with polling, duplicate and out-of-order webhooks, a platform
-that refuses the credit."""
+that refuses the credit, and one that never answers (each step after `credited` is bounded)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from temporalio.worker import Worker
 from fxcrm.activities.money import PlatformMove, PlatformMoved
 from fxcrm.adapters.psp.base import PaymentStatus, PspEvent
 from fxcrm.core.temporal import register_search_attributes
-from fxcrm.workflows.deposit import DepositWorkflow
+from fxcrm.workflows.deposit import POST_CREDIT_BOUND, DepositWorkflow
 from fxcrm.workflows.deposit_types import (
     CompleteInput,
     CreditFailedInput,
@@ -49,11 +49,16 @@ class FakePsp:
         self.amount_received: Decimal | None = None
         self.failure_code: str | None = None
         self.platform_refuses = False
+        self.platform_down_for: int | None = 0  # attempts that fail as an outage; None: all
+        self.posted_anyway = False  # what the look for our reference finds
+        self.complete_down_for = 0  # attempts of complete_account_deposit that fail
+        self.create_down_for = 0  # attempts of create_psp_payment that fail (PSP outage)
         self.calls: list[str] = []
         self.credits: list[CreditInput] = []
         self.moves: list[PlatformMove] = []
         self.finished: list[FinishInput] = []
         self.alerts: list[CreditFailedInput] = []
+        self.completed_with: list[str] = []
 
     def _out(self, status: PaymentStatus, recorded: str) -> PspPaymentOut:
         return PspPaymentOut(
@@ -68,6 +73,8 @@ class FakePsp:
         @activity.defn(name="create_psp_payment")
         async def create_psp_payment(ref: PaymentRef) -> PspPaymentOut:
             self.calls.append("create")
+            if self.calls.count("create") <= self.create_down_for:
+                raise ApplicationError("sim POST /payments: timed out", type="Psp.timeout")
             recorded = "failed" if self.created == PaymentStatus.FAILED else "pending"
             return self._out(self.created, recorded)
 
@@ -99,11 +106,24 @@ class FakePsp:
                 raise ApplicationError(
                     "account disabled", type="Platform.invalid_request", non_retryable=True
                 )
+            down = self.platform_down_for
+            if down is None or self.calls.count("platform") <= down:
+                raise ApplicationError("MT5 trade/balance: timeout", type="Platform.unavailable")
             return PlatformMoved(ticket="T-1", amount=move.amount, posted_now=True)
+
+        @activity.defn(name="find_platform_balance")
+        async def find_platform_balance(move: PlatformMove) -> PlatformMoved | None:
+            self.calls.append("lookup")
+            if not self.posted_anyway:
+                return None
+            return PlatformMoved(ticket="T-late", amount=move.amount, posted_now=False)
 
         @activity.defn(name="complete_account_deposit")
         async def complete_account_deposit(inp: CompleteInput) -> StatusOut:
             self.calls.append("complete")
+            self.completed_with.append(inp.platform_ticket)
+            if self.calls.count("complete") <= self.complete_down_for:
+                raise ApplicationError("database is locked", type="OperationalError")
             return StatusOut(status="completed")
 
         @activity.defn(name="mark_credit_failed")
@@ -123,6 +143,7 @@ class FakePsp:
             fetch_psp_payment,
             credit_deposit,
             move_platform_balance,
+            find_platform_balance,
             complete_account_deposit,
             mark_credit_failed,
             finish_unpaid,
@@ -327,3 +348,83 @@ async def test_platform_refusal_leaves_the_money_in_the_wallet_and_alerts(
     assert result.status == "credit_failed"
     assert fake.calls == ["create", "credit", "platform", "credit_failed"]
     assert "account disabled" in fake.alerts[0].reason
+
+
+def _time_after_credited(history: list[dict[str, str]]) -> timedelta:
+    at = {entry["status"]: datetime.fromisoformat(entry["at"]) for entry in history}
+    return datetime.fromisoformat(history[-1]["at"]) - at["credited"]
+
+
+async def test_a_platform_that_never_answers_ends_in_credit_failed_within_the_bound(
+    env: WorkflowEnvironment,
+) -> None:
+    # Every attempt times out at MT5 and nothing was posted: before, 12 attempts backed off up to
+    # a minute each (over 6 minutes of waiting, 18 with attempts that hang): the chaos run's
+    # 240 s were not enough.
+    fake = FakePsp(PaymentStatus.SUCCEEDED)
+    fake.platform_down_for = None
+    worker, handle = await _start(env, fake, to_account=True)
+    async with worker:
+        result = await handle.result()
+        state = await handle.query(DepositWorkflow.state)
+    assert result.status == "credit_failed"
+    assert _time_after_credited(state.history) <= POST_CREDIT_BOUND
+    assert fake.calls[-2:] == ["lookup", "credit_failed"]
+    assert "complete" not in fake.calls
+    assert "timeout" in fake.alerts[0].reason
+
+
+async def test_a_credit_posted_by_an_attempt_that_timed_out_is_found_and_completed(
+    env: WorkflowEnvironment,
+) -> None:
+    # The platform took the money but never said so in time: giving up would leave the money
+    # both on the platform and in the wallet.
+    fake = FakePsp(PaymentStatus.SUCCEEDED)
+    fake.platform_down_for = None
+    fake.posted_anyway = True
+    worker, handle = await _start(env, fake, to_account=True)
+    async with worker:
+        result = await handle.result()
+        state = await handle.query(DepositWorkflow.state)
+        await record(handle, "deposit_platform_lookup")
+    assert result.status == "completed"
+    assert fake.calls[-2:] == ["lookup", "complete"]
+    assert fake.completed_with == ["T-late"] and fake.alerts == []
+    assert _time_after_credited(state.history) <= POST_CREDIT_BOUND
+
+
+async def test_the_ledger_step_after_an_outage_is_retried_every_ten_seconds_at_most(
+    env: WorkflowEnvironment,
+) -> None:
+    # The platform is back after 4 attempts, the database after 8: retries wait at most 10 s,
+    # so the deposit completes soon after the last fault (a minute-long interval would not).
+    fake = FakePsp(PaymentStatus.SUCCEEDED)
+    fake.platform_down_for = 4
+    fake.complete_down_for = 8
+    worker, handle = await _start(env, fake, to_account=True)
+    async with worker:
+        result = await handle.result()
+        state = await handle.query(DepositWorkflow.state)
+    assert result.status == "completed"
+    assert fake.calls.count("platform") == 5 and fake.calls.count("complete") == 9
+    assert "lookup" not in fake.calls
+    # Backoff 1+2+4+8 s on the platform, 1+2+4+8+10+10+10+10 s on the ledger.
+    assert _time_after_credited(state.history) < timedelta(seconds=75)
+
+
+async def test_a_deposit_goes_on_within_ten_seconds_once_the_psp_is_back(
+    env: WorkflowEnvironment,
+) -> None:
+    # The PSP times out 8 times: retries wait at most 10 s (1+2+4+8+10+10+10+10 s), so the
+    # deposit is credited under a minute after the outage began (183 s at one minute a retry).
+    fake = FakePsp(PaymentStatus.SUCCEEDED)
+    fake.create_down_for = 8
+    worker, handle = await _start(env, fake)
+    async with worker:
+        result = await handle.result()
+        state = await handle.query(DepositWorkflow.state)
+    assert result.status == "completed"
+    assert fake.calls.count("create") == 9
+    started = datetime.fromisoformat(state.history[0]["at"])
+    ended = datetime.fromisoformat(state.history[-1]["at"])
+    assert ended - started < timedelta(seconds=75)

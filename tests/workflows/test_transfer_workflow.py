@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -28,6 +28,7 @@ from fxcrm.workflows.transfer_types import (
     TransferPlan,
     TransferResult,
     TransferStage,
+    TransferState,
 )
 from tests.conftest import temporal_test_server
 from tests.workflows.histories import record
@@ -63,6 +64,7 @@ class Fake:
         self.done: list[str] = []  # refs that succeeded
         self.settled: list[SettleInput] = []
         self.steps: list[str] = []
+        self.state: TransferState | None = None  # the workflow's, once it ended
 
     def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name="hold_transfer")
@@ -115,6 +117,7 @@ async def _run(
         )
         result = await handle.result()
         state = await handle.query(TransferWorkflow.state)
+        fake.state = state
         described = await handle.describe()
         if history:
             await record(handle, history)
@@ -219,3 +222,19 @@ async def test_wallet_conversion_needs_no_platform(env: WorkflowEnvironment) -> 
     result, _ = await _run(env, fake)
     assert result.status == "completed"
     assert fake.steps == ["hold", "settle:completed"]
+
+
+async def test_after_an_outage_the_platform_is_asked_again_within_ten_seconds(
+    env: WorkflowEnvironment,
+) -> None:
+    # Retries wait at most 10 s: once the platform is back the transfer finishes soon after (at
+    # one minute per retry it took three more minutes, past the chaos test's wait).
+    fake = Fake(deposit=True)
+    outage = ApplicationError("down", type="Platform.unavailable")  # retryable
+    fake.platform_errors["ti:p1"] = [outage] * 8
+    result, _ = await _run(env, fake)
+    assert result.status == "completed"
+    assert fake.state is not None
+    at = {change.stage: change.at for change in fake.state.history}
+    # Backoff 1+2+4+8+10+10+10+10 s.
+    assert at[TransferStage.COMPLETED] - at[TransferStage.DEPOSITING] < timedelta(seconds=75)
