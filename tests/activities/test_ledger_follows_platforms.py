@@ -52,6 +52,7 @@ from fxcrm.models import (
     IngestedBalanceOp,
     IngestedDeal,
     LedgerAccount,
+    PlatformServer,
     RiskAlert,
     SyncCursor,
     Trader,
@@ -67,9 +68,15 @@ GROUP = "real\\retail\\std"
 @dataclass
 class Platform:
     name: str
-    server_id: str
+    seeded_server: str  # the demo server this test's own server copies
     sim: SimulatorThread
     config: dict[str, object]
+
+    @property
+    def server_id(self) -> str:
+        # A server of its own: these fresh simulators hand out the logins that the session's
+        # end-to-end MT5 simulator hands out too, on a database the tests share.
+        return f"proof-{self.name}"
 
 
 @pytest.fixture
@@ -103,6 +110,21 @@ async def registry(
     await seed_demo(sessions)
     settings = Settings(env="test")
     by_server = {p.server_id: p for p in simulators.values()}
+    async with sessions() as session, session.begin():
+        for p in simulators.values():
+            if await session.get(PlatformServer, p.server_id) is None:
+                seeded = await session.get(PlatformServer, p.seeded_server)
+                assert seeded is not None
+                session.add(
+                    PlatformServer(
+                        id=p.server_id,
+                        brand_id=seeded.brand_id,
+                        platform=seeded.platform,
+                        name=f"proof {seeded.name}",
+                        base_url=p.sim.base_url,
+                        config=dict(seeded.config),
+                    )
+                )
 
     async def factory(server_id: str) -> TradingPlatformGateway:
         p = by_server[server_id]
@@ -110,9 +132,10 @@ async def registry(
 
     async with sessions() as session, session.begin():
         servers = list(by_server)
-        # Another test's rows on these servers would be read by this one.
-        await session.execute(delete(IbAccrual))
-        await session.execute(delete(IbUnpaidDeal))
+        # An earlier run's rows on these servers would be read by this one.
+        deals = select(IngestedDeal.id).where(IngestedDeal.server_id.in_(servers))
+        await session.execute(delete(IbAccrual).where(IbAccrual.deal_pk.in_(deals)))
+        await session.execute(delete(IbUnpaidDeal).where(IbUnpaidDeal.deal_pk.in_(deals)))
         for model in (IngestedDeal, IngestedBalanceOp, SyncCursor, RiskAlert, AccountMirror):
             await session.execute(delete(model).where(model.server_id.in_(servers)))  # type: ignore[attr-defined]
     platforms = PlatformRegistry(factory)
@@ -326,7 +349,9 @@ async def _sync(sessions: async_sessionmaker[AsyncSession], registry: PlatformRe
     sync = PlatformSyncActivities(sessions, registry)
     pnl = TradingPnlActivities(sessions)
     env = ActivityEnvironment()
-    for server_id in {DEMO_SERVER, "mt4-demo", "ctrader-demo", "matchtrader-demo", "sirix-demo"}:
+    for server_id in [
+        f"proof-{name}" for name in ("mt5", "mt4", "ctrader", "matchtrader", "sirix")
+    ]:
         while not (
             await env.run(
                 sync.ingest_deals,
