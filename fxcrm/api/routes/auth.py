@@ -166,7 +166,7 @@ async def trader_token(
     request: Request, brand_code: str, form: FormDep, session: SessionDep, settings: SettingsDep
 ) -> TokenResponse:
     brand_id = await _brand_id(session, brand_code)
-    return await _trader_login(request, brand_id, form, session, settings)
+    return await _portal_login(request, "trader", brand_id, form, session, settings)
 
 
 @router.post(
@@ -178,23 +178,7 @@ async def trader_token_by_client(
     request: Request, form: FormDep, session: SessionDep, settings: SettingsDep
 ) -> TokenResponse:
     brand_id = await _client_brand(request, form, session)
-    return await _trader_login(request, brand_id, form, session, settings)
-
-
-async def _trader_login(
-    request: Request,
-    brand_id: str,
-    form: OAuth2PasswordRequestForm,
-    session: SessionDep,
-    settings: Settings,
-) -> TokenResponse:
-    trader = await session.scalar(
-        select(Trader).where(Trader.brand_id == brand_id, Trader.email == form.username.lower())
-    )
-    account = account_key("trader", brand_id, form.username)
-    await _check_password(request, session, settings, trader, form.password, "trader", account)
-    assert trader is not None
-    return _token(settings, "trader", trader, "trader", [brand_id])
+    return await _portal_login(request, "trader", brand_id, form, session, settings)
 
 
 @router.post(
@@ -204,7 +188,7 @@ async def ib_token(
     request: Request, brand_code: str, form: FormDep, session: SessionDep, settings: SettingsDep
 ) -> TokenResponse:
     brand_id = await _brand_id(session, brand_code)
-    return await _ib_login(request, brand_id, form, session, settings)
+    return await _portal_login(request, "ib", brand_id, form, session, settings)
 
 
 @router.post(
@@ -216,27 +200,34 @@ async def ib_token_by_client(
     request: Request, form: FormDep, session: SessionDep, settings: SettingsDep
 ) -> TokenResponse:
     brand_id = await _client_brand(request, form, session)
-    return await _ib_login(request, brand_id, form, session, settings)
+    return await _portal_login(request, "ib", brand_id, form, session, settings)
 
 
-async def _ib_login(
+async def _portal_login(
     request: Request,
+    kind: str,
     brand_id: str,
     form: OAuth2PasswordRequestForm,
     session: SessionDep,
     settings: Settings,
 ) -> TokenResponse:
-    partner = await session.scalar(
-        select(IbPartner).where(
-            IbPartner.brand_id == brand_id, IbPartner.email == form.username.lower()
+    """A trader's or an IB's login to one brand."""
+    email = form.username.lower()
+    user: Trader | IbPartner | None
+    if kind == "trader":
+        user = await session.scalar(
+            select(Trader).where(Trader.brand_id == brand_id, Trader.email == email)
         )
-    )
-    if partner is not None and partner.status != "active":
-        partner = None  # a suspended IB signs in no more than an unknown one
-    account = account_key("ib", brand_id, form.username)
-    await _check_password(request, session, settings, partner, form.password, "ib", account)
-    assert partner is not None
-    return _token(settings, "ib", partner, "ib", [brand_id])
+    else:
+        user = await session.scalar(
+            select(IbPartner).where(IbPartner.brand_id == brand_id, IbPartner.email == email)
+        )
+    if isinstance(user, IbPartner) and user.status != "active":
+        user = None  # a suspended IB signs in no more than an unknown one
+    account = account_key(kind, brand_id, form.username)
+    await _check_password(request, session, settings, user, form.password, kind, account)
+    assert user is not None
+    return _token(settings, kind, user, kind, [brand_id])
 
 
 @router.post("/auth/logout", status_code=204, summary="Sign out everywhere")
