@@ -43,7 +43,12 @@ from fxcrm.domain.text import CleanText
 from fxcrm.ib.attribution import VISITOR_ID, attribute, referrer_by_click, resolve_code
 from fxcrm.models import Brand, KycDocument, Trader, TradingAccount
 from fxcrm.models.base import utcnow
-from fxcrm.workflows.onboarding_types import DocumentUploaded, OnboardingInput, Stage
+from fxcrm.workflows.onboarding_types import (
+    DocumentUploaded,
+    OnboardingInput,
+    OnboardingState,
+    Stage,
+)
 
 router = APIRouter(prefix="/portal", tags=["portal"])
 log = structlog.get_logger(__name__)
@@ -329,8 +334,29 @@ async def onboarding_view(
     could say "active" beside "account_opening". Documents and messages come from the workflow."""
     trader = await _trader(session, me.id)
     stage, kyc_status = trader.stage, trader.kyc_status
+    # A client adopted with an existing account (an imported book) has no onboarding workflow.
+    adopted_login = await session.scalar(
+        select(TradingAccount.login)
+        .where(TradingAccount.trader_id == me.id, TradingAccount.login.is_not(None))
+        .order_by(TradingAccount.created_at)
+        .limit(1)
+    )
     await release(session)
-    state = await onboarding.onboarding_state(temporal, me.id)
+    try:
+        state: OnboardingState | None = await onboarding.onboarding_state(temporal, me.id)
+    except Problem:
+        if stage != Stage.ACTIVE:
+            raise
+        state = None
+    if state is None:
+        return OnboardingView(
+            stage=stage,
+            kyc_status=kyc_status,
+            documents_received=[],
+            documents_missing=[],
+            message=None,
+            login=adopted_login,
+        )
     received = sorted(k for k, ids in state.documents.items() if ids)
     missing = (
         [k for k in ("identity", "address") if k not in received]
