@@ -140,10 +140,12 @@ async def principal_from_token(
         async with request.app.state.read_sessions() as own:
             current = await current_subject(own, kind, subject)
     else:
-        # The request's own session (no second connection), released at once: the handler may
-        # call Temporal before it reads anything.
+        # The request's own session (no second connection). A GET goes on reading in the same
+        # transaction (every GET reads before it calls Temporal, and releases first); a write
+        # may call Temporal before it reads anything, so its transaction ends here.
         current = await current_subject(session, kind, subject)
-        await release(session)
+        if request.method not in SAFE_METHODS:
+            await release(session)
     if current is None or current.token_version != version:
         raise unauthorized
     principal = Principal(
