@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -66,17 +67,24 @@ def _nul_problem(request: Request) -> JSONResponse:
     )
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def refuse_nul_characters(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        # In the path or the query: refused up front, on every database alike.
-        if "\x00" in request.url.path or any(
-            "\x00" in key or "\x00" in value for key, value in request.query_params.multi_items()
+class RefuseNulCharacters:
+    """A NUL in the path or the query is refused up front, on every database alike. Plain ASGI:
+    Starlette's `@app.middleware("http")` would cost every request a task and a stream."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope["path"] or b"\x00" in unquote_to_bytes(scope.get("query_string", b""))
         ):
-            return _nul_problem(request)
-        return await call_next(request)
+            await _nul_problem(Request(scope))(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_middleware(RefuseNulCharacters)
 
     @app.exception_handler(DBAPIError)
     async def _unstorable(request: Request, exc: DBAPIError) -> JSONResponse:
