@@ -55,11 +55,11 @@ from fxcrm.models import (
     PlatformServer,
     RiskAlert,
     SyncCursor,
-    Trader,
     TradingAccount,
 )
 from fxcrm.seed import DEMO_SERVER, MT5_CONFIG, OTHER_SERVERS, seed_demo
 from fxcrm.workflows.platform_sync_types import IngestInput, ServerRef
+from tests.e2e.money import new_account, new_trader
 
 ACCOUNTS = 5  # per platform
 GROUP = "real\\retail\\std"
@@ -211,33 +211,19 @@ async def _fund_mirror(
                 TradingAccount.server_id == server_id, TradingAccount.login == login
             )
         )
-        trader = Trader(
-            brand_id=brand_id,
-            email=f"proof-{payment[:12]}@example.com",
-            password_hash="x",
-            first_name="P",
-            last_name="T",
-            date_of_birth="1980-01-01",
-            phone="+35799000000",
-            address="{}",
-            country="CY",
-            account_type="retail",
-        )
+        trader = new_trader(brand_id, email=f"proof-{payment[:12]}@example.com")
         session.add(trader)
         await session.flush()
         session.add(
-            TradingAccount(
-                trader_id=trader.id,
-                brand_id=brand_id,
+            new_account(
+                trader.id,
+                brand_id,
+                login,
                 server_id=server_id,
                 platform=platform,
-                opening_key=f"proof-{payment}",
-                status="open",
-                login=login,
+                currency=currency,
                 group=GROUP,
                 leverage=100,
-                currency=currency,
-                account_type="retail",
             )
         )
         mirror = await open_account(

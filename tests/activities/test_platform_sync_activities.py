@@ -302,39 +302,15 @@ async def _mirrored_account(
     from fxcrm.domain.ledger import AccountKind, TransferKind, client_trading_code
     from fxcrm.domain.money import Money
     from fxcrm.ledger import AccountSpec, TransferRequest, open_account, transfer
-    from fxcrm.models import Brand, Trader, TradingAccount
+    from fxcrm.models import Brand
+    from tests.e2e.money import new_account, new_trader
 
     async with sessions() as session, session.begin():
         brand_id = (await session.scalars(select(Brand.id).where(Brand.code == "demo"))).one()
-        trader = Trader(
-            brand_id=brand_id,
-            email=f"drift{login}@example.com",
-            password_hash="x",
-            first_name="D",
-            last_name="R",
-            date_of_birth="1980-01-01",
-            phone="+35799000000",
-            address="{}",
-            country="CY",
-            account_type="retail",
-        )
+        trader = new_trader(brand_id, email=f"drift{login}@example.com")
         session.add(trader)
         await session.flush()
-        session.add(
-            TradingAccount(
-                trader_id=trader.id,
-                brand_id=brand_id,
-                server_id=server,
-                platform="mt5",
-                opening_key=f"drift-{login}",
-                status="open",
-                login=login,
-                group="real\\retail\\std",
-                leverage=30,
-                currency="USD",
-                account_type="retail",
-            )
-        )
+        session.add(new_account(trader.id, brand_id, login, server_id=server))
         mirror = await open_account(
             session,
             AccountSpec(

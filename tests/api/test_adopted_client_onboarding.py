@@ -10,9 +10,10 @@ from schemathesis.python import asgi
 
 from fxcrm.core.db import create_engine, session_factory
 from fxcrm.core.security import hash_password
-from fxcrm.models import Brand, Trader, TradingAccount
-from fxcrm.seed import DEMO_BRAND, DEMO_SERVER
+from fxcrm.models import Brand
+from fxcrm.seed import DEMO_BRAND
 from tests.api.schema_app import InProcessApi, run_sync
+from tests.e2e.money import new_account, new_trader
 
 PASSWORD = "Adopted-client-2026"
 
@@ -26,38 +27,16 @@ async def _adopted_client(database_url: str) -> tuple[str, int]:
     try:
         async with session_factory(engine)() as session, session.begin():
             brand_id = await session.scalar(select(Brand.id).where(Brand.code == DEMO_BRAND))
-            trader = Trader(
-                brand_id=brand_id,
+            trader = new_trader(
+                brand_id,
                 email=email,
                 password_hash=hash_password(PASSWORD),
-                first_name="Ada",
-                last_name="Adopted",
-                date_of_birth="1980-02-03",
-                phone="+35799123456",
-                address="{}",
-                country="CY",
-                account_type="retail",
-                status="active",
                 stage="active",
                 kyc_status="APPROVED",
             )
             session.add(trader)
             await session.flush()
-            session.add(
-                TradingAccount(
-                    trader_id=trader.id,
-                    brand_id=brand_id,
-                    server_id=DEMO_SERVER,
-                    platform="mt5",
-                    opening_key=f"adopted:{login}",
-                    status="open",
-                    login=login,
-                    group="real\\retail\\std",
-                    leverage=100,
-                    currency="USD",
-                    account_type="retail",
-                )
-            )
+            session.add(new_account(trader.id, brand_id, login))
     finally:
         await engine.dispose()
     return email, login

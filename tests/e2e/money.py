@@ -47,20 +47,30 @@ def new_trader(brand_id: str, **overrides: Any) -> Trader:
     return Trader(brand_id=brand_id, **values)
 
 
-def new_account(trader_id: str, brand_id: str, login: int | None = None) -> TradingAccount:
-    """An open USD trading account row on the demo MT5 server (no platform user behind it unless
-    `login` names one)."""
+def new_account(
+    trader_id: str,
+    brand_id: str,
+    login: int | None = None,
+    *,
+    server_id: str = DEMO_SERVER,
+    platform: str = "mt5",
+    currency: str = "USD",
+    group: str = "real\\retail\\std",
+    leverage: int = 30,
+) -> TradingAccount:
+    """An open trading account row, by default USD on the demo MT5 server (no platform user
+    behind it unless `login` names one)."""
     return TradingAccount(
         trader_id=trader_id,
         brand_id=brand_id,
-        server_id=DEMO_SERVER,
-        platform="mt5",
+        server_id=server_id,
+        platform=platform,
         opening_key=new_id(),
         status="open",
         login=login or random.randint(10**8, 10**9),
-        group="real\\retail\\std",
-        leverage=30,
-        currency="USD",
+        group=group,
+        leverage=leverage,
+        currency=currency,
         account_type="retail",
     )
 
